@@ -1,0 +1,9 @@
+"""``python -m startnet`` runs the command line."""
+
+from __future__ import annotations
+
+import sys
+
+from startnet.cli import main
+
+sys.exit(main())

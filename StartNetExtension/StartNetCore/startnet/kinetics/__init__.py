@@ -1,0 +1,1 @@
+"""Time-activity fitting per structure and per voxel, and time-integrated activity."""

@@ -1,0 +1,1 @@
+"""Per-cycle report (HTML and PDF) and result exports."""

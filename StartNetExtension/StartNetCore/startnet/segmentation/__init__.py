@@ -1,0 +1,1 @@
+"""Kidney, tumour and organ segmentation on the reference grid, and segmentation comparison."""

@@ -1,0 +1,1 @@
+"""START-NET trial tracker: patients, cycles, cumulative kidney dose against the protocol rules."""
