@@ -1,0 +1,138 @@
+"""Segmentation nodes <-> per-segment boolean masks on a reference grid.
+
+Masks are numpy bool arrays indexed (z, y, x) on the grid of a reference SimpleITK image (LPS).
+Segments may overlap (e.g. a kidney and its cortex); each is converted on its own.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+from vtk.util import numpy_support
+
+from startnet.errors import GeometryError, InputError
+from startnet.mrml.geometry import ImageGeometry
+from startnet.mrml.volumes import _vtk_matrix, sitk_to_volume
+
+DEFAULT_COLOURS: Dict[str, Tuple[float, float, float]] = {
+    "kidney_left": (0.85, 0.55, 0.20),
+    "kidney_right": (0.95, 0.75, 0.30),
+    "liver": (0.87, 0.51, 0.43),
+    "spleen": (0.62, 0.35, 0.60),
+    "bladder": (0.85, 0.80, 0.30),
+}
+_FALLBACK_COLOURS = [(0.90, 0.20, 0.20), (0.20, 0.60, 0.90), (0.30, 0.80, 0.30), (0.95, 0.45, 0.75),
+                     (0.55, 0.35, 0.90), (0.10, 0.75, 0.75)]
+
+
+def colour_for(name: str, index: int) -> Tuple[float, float, float]:
+    return DEFAULT_COLOURS.get(name, _FALLBACK_COLOURS[index % len(_FALLBACK_COLOURS)])
+
+
+def _segmentations_logic(scene):
+    logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    logic.SetMRMLScene(scene)  # registers the representation converter rules
+    return logic
+
+
+def _oriented_mask(mask: np.ndarray, geometry: ImageGeometry):
+    image = slicer.vtkOrientedImageData()
+    z, y, x = mask.shape
+    image.SetDimensions(int(x), int(y), int(z))
+    flat = np.ascontiguousarray(mask.astype(np.uint8)).reshape(-1)
+    scalars = numpy_support.numpy_to_vtk(flat, deep=True, array_type=vtk.VTK_UNSIGNED_CHAR)
+    image.GetPointData().SetScalars(scalars)
+    image.SetImageToWorldMatrix(_vtk_matrix(geometry.ijk_to_ras_matrix()))
+    return image
+
+
+def masks_to_segmentation(
+    scene,
+    masks: Mapping[str, np.ndarray],
+    reference: sitk.Image,
+    name: str = "Segmentation",
+    *,
+    colours: Optional[Mapping[str, Sequence[float]]] = None,
+    node=None,
+):
+    """Create (or fill) a vtkMRMLSegmentationNode with one segment per mask, named as the keys."""
+    geometry = ImageGeometry.from_sitk(reference)
+    expected_shape = tuple(reversed(geometry.size_ijk))
+    _segmentations_logic(scene)
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+        node.CreateDefaultDisplayNodes()
+    segmentation = node.GetSegmentation()
+    labelmap_name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    segmentation.SetSourceRepresentationName(labelmap_name)
+    for index, (segment_name, mask) in enumerate(masks.items()):
+        mask = np.asarray(mask)
+        if mask.shape != expected_shape:
+            raise GeometryError(
+                f"mask '{segment_name}' has shape {mask.shape}; the reference grid is {expected_shape} (z, y, x)"
+            )
+        if segmentation.GetSegmentIdBySegmentName(segment_name):
+            raise InputError(f"segmentation '{node.GetName()}' already has a segment named '{segment_name}'")
+        segment = slicer.vtkSegment()
+        segment.SetName(segment_name)
+        colour = (colours or {}).get(segment_name) or colour_for(segment_name, index)
+        segment.SetColor(*[float(c) for c in colour])
+        segment.AddRepresentation(labelmap_name, _oriented_mask(mask.astype(bool), geometry))
+        segmentation.AddSegment(segment, segment_name)
+    return node
+
+
+def segment_names(segmentation_node) -> list:
+    segmentation = segmentation_node.GetSegmentation()
+    return [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+
+
+def segment_colours(segmentation_node) -> Dict[str, Tuple[float, float, float]]:
+    segmentation = segmentation_node.GetSegmentation()
+    out = {}
+    for i in range(segmentation.GetNumberOfSegments()):
+        segment = segmentation.GetNthSegment(i)
+        out[segment.GetName()] = tuple(float(c) for c in segment.GetColor())
+    return out
+
+
+def segmentation_to_masks(scene, segmentation_node, reference: sitk.Image) -> OrderedDict[str, np.ndarray]:
+    """Boolean mask per segment (by name, in segment order) on the grid of ``reference``.
+
+    Segments are resampled (nearest neighbour) onto the reference grid by Slicer's own
+    segmentation logic, so the result matches what Slicer shows.
+    """
+    _segmentations_logic(scene)
+    segmentation = segmentation_node.GetSegmentation()
+    if segmentation.GetNumberOfSegments() == 0:
+        raise InputError(f"segmentation '{segmentation_node.GetName()}' has no segments")
+    reference_node = sitk_to_volume(scene, sitk.Cast(reference * 0, sitk.sitkUInt8), "__startnet_reference__")
+    label_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__startnet_export__")
+    masks: OrderedDict[str, np.ndarray] = OrderedDict()
+    try:
+        for i in range(segmentation.GetNumberOfSegments()):
+            segment_id = segmentation.GetNthSegmentID(i)
+            ids = vtk.vtkStringArray()
+            ids.InsertNextValue(segment_id)
+            ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+                segmentation_node, ids, label_node, reference_node,
+                slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY,
+            )
+            if not ok:
+                raise GeometryError(
+                    f"segment '{segmentation.GetSegment(segment_id).GetName()}' could not be exported "
+                    "onto the reference grid"
+                )
+            masks[segmentation.GetSegment(segment_id).GetName()] = slicer.util.arrayFromVolume(label_node) > 0
+    finally:
+        for temporary in (label_node, reference_node):
+            display = temporary.GetDisplayNode()
+            if display is not None:
+                scene.RemoveNode(display)
+            scene.RemoveNode(temporary)
+    return masks
