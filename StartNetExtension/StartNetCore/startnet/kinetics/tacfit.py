@@ -1,0 +1,107 @@
+"""Result type of a structure-level time-activity fit (:class:`TacFit`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from startnet.errors import FitError
+
+
+class Candidate(NamedTuple):
+    """One candidate model of a fit: AICc is ``nan`` when not defined (n <= p + 1)."""
+
+    model: str
+    aicc: float
+    ok: bool
+    reason: str
+
+
+@dataclass
+class TacFit:
+    """A fitted time-activity curve of one structure.
+
+    Fields:
+        model: ``mono``, ``bi_uptake``, ``bi``, ``tri`` (sums of exponentials, see
+            ``startnet.kinetics.models``), ``trapezoid`` (piecewise linear through the data,
+            uptake assumption in ``uptake_assumption``, physical-decay tail after the last
+            point), ``haenscheid`` or ``madsen`` (single time point).
+        params: natural parameters with units in the names (amplitudes MBq, rates 1/h).
+        param_names: order of ``covariance`` rows/columns (same keys as ``params``).
+        covariance: parameter covariance (weighted least squares, linearised), shape (P, P).
+        tia_mbq_h / tia_sd_mbq_h: time-integrated activity from t = 0 to infinity (MBq.h) and
+            its standard uncertainty from the covariance through the TIA gradient (fit only;
+            calibration/recovery/volume are added by ``startnet.dosimetry.uncertainty``).
+        effective_half_life_h: ln2 / k of the dominant clearance phase (the positive term with
+            the largest a_i/k_i) for exponential models; for ``trapezoid`` TIA.ln2 / A_peak.
+            ``effective_half_life_definition`` says which.
+        aicc: AICc of the selected model (``nan`` when not defined).
+        candidates: every model tried, as (model, aicc, ok, reason).
+        selection_reason: why this model was selected (text for the report).
+        warnings: anything the physicist must know (constraint released, fallback, STP ...).
+    """
+
+    structure: str
+    model: str
+    params: Dict[str, float]
+    param_names: Tuple[str, ...]
+    covariance: np.ndarray
+    tia_mbq_h: float
+    tia_sd_mbq_h: float
+    effective_half_life_h: float
+    effective_half_life_definition: str
+    aicc: float
+    candidates: List[Candidate]
+    selection_reason: str
+    warnings: List[str]
+    times_h: np.ndarray
+    activity_mbq: np.ndarray
+    sigma_mbq: np.ndarray
+    uptake_assumption: str = ""
+    physical_decay_constant_per_h: float = 0.0
+    amplitudes_mbq: Optional[np.ndarray] = None
+    rates_per_h: Optional[np.ndarray] = None
+    trapezoid_nodes: Optional[Tuple[np.ndarray, np.ndarray]] = field(default=None, repr=False)
+
+    @property
+    def is_exponential(self) -> bool:
+        return self.amplitudes_mbq is not None
+
+    @property
+    def tia_rel_sd(self) -> float:
+        return self.tia_sd_mbq_h / self.tia_mbq_h if self.tia_mbq_h > 0 else float("nan")
+
+    def evaluate(self, t_h) -> np.ndarray:
+        """Fitted activity (MBq) at times ``t_h`` (h after administration), for plotting."""
+        t = np.asarray(t_h, dtype=float)
+        if self.is_exponential:
+            return np.exp(-np.multiply.outer(t, self.rates_per_h)) @ self.amplitudes_mbq
+        nodes_t, nodes_a = self.trapezoid_nodes
+        lam = self.physical_decay_constant_per_h
+        inside = np.interp(t, nodes_t, nodes_a)
+        tail = nodes_a[-1] * np.exp(-lam * (t - nodes_t[-1]))
+        return np.where(t <= nodes_t[-1], inside, tail)
+
+    def dose_rate_exponentials(self) -> List[Tuple[float, float]]:
+        """(a_i, k_i) pairs of ``A(t) = sum a_i exp(-k_i t)`` (MBq, 1/h) for the general G factor.
+
+        The dose rate of a structure is proportional to its activity, so these pairs describe
+        the shape of the dose rate (``startnet.dosimetry.bed.g_factor`` is scale invariant).
+        A trapezoid fit is not a sum of exponentials: use
+        ``startnet.dosimetry.bed.g_factor_for_fit`` (numerical) instead.
+        """
+        if not self.is_exponential:
+            raise FitError(
+                f"TAC fit of '{self.structure}': model '{self.model}' is not a sum of exponentials; "
+                "use startnet.dosimetry.bed.g_factor_for_fit for its G factor"
+            )
+        return [(float(a), float(k)) for a, k in zip(self.amplitudes_mbq, self.rates_per_h)]
+
+    def summary(self) -> str:
+        return (
+            f"{self.structure or 'TAC'}: {self.model}, TIA {self.tia_mbq_h:.4g} +/- "
+            f"{self.tia_sd_mbq_h:.2g} MBq.h, T_eff {self.effective_half_life_h:.3g} h; "
+            f"{self.selection_reason}"
+        )
