@@ -1,1 +1,41 @@
-"""DICOM discovery and quantitative SPECT/CT ingestion: a cycle folder -> calibrated time points."""
+"""DICOM discovery and quantitative SPECT/CT ingestion: a cycle folder -> calibrated time points.
+
+Contract used by the pipeline (all times timezone-aware, UTC in results)::
+
+    from startnet.dicomio import Overrides, discover, load_cycle
+    cycle = load_cycle(input_dir, overrides=Overrides(...), nuclide=LU177)
+
+- ``Overrides(injection_datetime=None, injected_activity_mbq=None, calibration_cps_per_mbq=None,
+  dead_time_s=None, timezone="Europe/Stockholm", acquisition_duration_s=None)``: manual values
+  replacing or supplying header values; each one given is recorded in
+  ``Cycle.overrides_applied``. ``injection_datetime`` must be aware.
+- ``discover(input_dir) -> Discovery``: ``series`` (``SeriesInfo``: study_uid, series_uid,
+  modality, role "spect" | "ct" | "ignored", reason, files, frame_of_reference_uid, ...),
+  ``skipped_files`` (non-DICOM), ``log`` (one line per skipped file and per series).
+- ``load_cycle(input_dir, overrides=None, nuclide=LU177) -> Cycle`` with ``timepoints``
+  (chronological ``Timepoint`` list), ``injection_datetime`` (UTC), ``injected_activity_mbq``,
+  ``nuclide``, ``patient_id``, ``study_uids``, ``warnings``, ``log``, ``overrides_applied``,
+  ``injection_source``, ``activity_source`` and ``to_dict()`` (JSON-ready provenance).
+- ``Timepoint``: ``hours_post_injection``, ``acquisition_datetime`` (UTC),
+  ``spect_bqml`` (SimpleITK float32, Bq/mL at the acquisition start, LPS geometry), ``ct_hu``
+  (SimpleITK int16 HU, float32 when the rescale is not integral; None only when no CT exists,
+  with a warning), ``spect_series_uid``, ``ct_series_uid``, ``frame_of_reference_uid``,
+  ``study_uid``, ``conversion`` (mode "bqml" | "counts", source, calibration_cps_per_mbq,
+  frame_duration_s, decay_factor, decay_correction_header, dead_time_s, dead_time_factor,
+  half_life_h, half_life_source, acquisition_start_source, timezone_source), ``source_files``,
+  ``spect_file``, ``warnings``, ``total_activity_mbq`` and ``to_dict()``.
+
+Rules and their modules: discovery and roles (``discovery``), time zones and acquisition start
+(``timing``), injection/activity/nuclide and their fallbacks (``radiopharm``), geometry
+(``geometry``), pixel reading once per file (``pixels``), units and decay/dead-time corrections
+(``units``), choice of reconstruction and CT per time point (``loader``). Every bad input raises
+``startnet.errors.DicomInputError`` naming the file and attribute; nothing is written to the input.
+"""
+
+from __future__ import annotations
+
+from startnet.dicomio.discovery import classify, discover
+from startnet.dicomio.loader import load_cycle
+from startnet.dicomio.model import Cycle, Discovery, Overrides, SeriesInfo, Timepoint
+
+__all__ = ["Cycle", "Discovery", "Overrides", "SeriesInfo", "Timepoint", "classify", "discover", "load_cycle"]

@@ -1,0 +1,205 @@
+"""SPECT stored values -> activity concentration (Bq/mL) AT the acquisition start.
+
+Modes (REFERENCE.md sections 3-5), chosen per series and recorded in ``conversion``:
+- ``bqml`` from the Real World Value Mapping Sequence (0040,9096) with measurement units
+  Bq/ml (kBq/ml, MBq/ml scaled), applied to stored values; or Units (0054,1001) = BQML with
+  RescaleSlope/Intercept (per frame when the file has per-frame values). DecayCorrection
+  (0054,1102) then says what the values mean: START = activity at acquisition start (used as
+  is); ADMIN = decay-corrected to the administration (multiplied by exp(-lambda (t_acq - t_inj)));
+  NONE = mean over the acquisition (multiplied by lambda T / (1 - exp(-lambda T)) to get the
+  start value). DecayCorrectionDateTime (0018,9701), when present, is the reference time.
+  Missing DecayCorrection is taken as START with a warning.
+- ``counts`` (Units CNTS or absent): A(t_start) = N * lambda / (CF * (1 - exp(-lambda T))) per
+  voxel, divided by the voxel volume, with CF the camera calibration factor in cps/MBq
+  (``Overrides.calibration_cps_per_mbq``, mandatory) and T the acquisition duration:
+  ``Overrides.acquisition_duration_s``; else ActualFrameDuration (0018,1242) x
+  NumberOfFramesInRotation (0054,0053) from the Rotation Information Sequence (0054,0052) (time
+  per view x views); else the top-level ActualFrameDuration (0018,1242) taken as the whole
+  acquisition. Optional paralysable dead time tau: the observed total count rate of the image
+  R_obs = sum(N) / T is corrected to R = -W0(-R_obs tau) / tau (Lambert W) and all counts are
+  scaled by R / R_obs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+from scipy.special import lambertw
+
+from startnet.dicomio.model import Overrides
+from startnet.dicomio.timing import TimeContext, parse_dt
+from startnet.errors import DicomInputError, InputError
+
+RWVM = "Real World Value Mapping Sequence (0040,9096)"
+_BQML_SCALE = {"bq/ml": 1.0, "kbq/ml": 1e3, "mbq/ml": 1e6, "bq/cm3": 1.0}
+
+
+def _item_slope(item) -> Tuple[float, float]:
+    return (float(getattr(item, "RescaleSlope", 1.0) or 1.0),
+            float(getattr(item, "RescaleIntercept", 0.0) or 0.0))
+
+
+def frame_rescale(ds, n_frames: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-frame RescaleSlope/Intercept (per-frame functional groups, else top level, else 1/0)."""
+    per_frame = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
+    if per_frame and len(per_frame) == n_frames:
+        slopes, intercepts = np.ones(n_frames), np.zeros(n_frames)
+        found = False
+        for i, group in enumerate(per_frame):
+            pvt = getattr(group, "PixelValueTransformationSequence", None)
+            if pvt:
+                slopes[i], intercepts[i] = _item_slope(pvt[0])
+                found = True
+        if found:
+            return slopes, intercepts
+    slope, intercept = _item_slope(ds)
+    return np.full(n_frames, slope), np.full(n_frames, intercept)
+
+
+def rwvm_bqml(ds, path: str) -> Optional[Tuple[float, float, str]]:
+    """(slope, intercept, unit) to Bq/mL from a Real World Value Mapping item in Bq/ml, else None."""
+    seq = getattr(ds, "RealWorldValueMappingSequence", None)
+    if not seq:
+        return None
+    for item in seq:
+        units = getattr(item, "MeasurementUnitsCodeSequence", None)
+        code = str(getattr(units[0], "CodeValue", "") or "").strip() if units else ""
+        scale = _BQML_SCALE.get(code.lower().replace(" ", ""))
+        if scale is None:
+            continue
+        if "RealWorldValueSlope" not in item:
+            raise DicomInputError(f"{path}: {RWVM} item in {code} has no RealWorldValueSlope (0040,9225) "
+                                  "(lookup-table mappings are not supported)")
+        slope = float(item.RealWorldValueSlope) * scale
+        intercept = float(getattr(item, "RealWorldValueIntercept", 0.0) or 0.0) * scale
+        return slope, intercept, code
+    return None
+
+
+def units_mode(ds, path: str) -> Tuple[str, str]:
+    """('bqml' | 'counts', source) of a SPECT dataset."""
+    if rwvm_bqml(ds, path) is not None:
+        return "bqml", f"{RWVM} in Bq/ml"
+    units = str(getattr(ds, "Units", "") or "").strip().upper()
+    if units == "BQML":
+        return "bqml", "Units (0054,1001) BQML with RescaleSlope/Intercept"
+    if units in ("CNTS", ""):
+        return "counts", "Units (0054,1001) " + (units or "absent") + ": counts"
+    raise DicomInputError(f"{path}: Units (0054,1001) is {units!r}; expected BQML, CNTS or a {RWVM} "
+                          "in Bq/ml for a quantitative SPECT")
+
+
+def acquisition_duration_s(ds, path: str, overrides: Overrides) -> Tuple[Optional[float], str]:
+    if overrides.acquisition_duration_s is not None:
+        return overrides.acquisition_duration_s, "override"
+    rot = getattr(ds, "RotationInformationSequence", None)
+    if rot:
+        item = rot[0]
+        per_view = getattr(item, "ActualFrameDuration", None)
+        views = getattr(item, "NumberOfFramesInRotation", None)
+        if per_view not in (None, "") and views not in (None, ""):
+            seconds = float(per_view) / 1000.0 * int(views)
+            if seconds > 0:
+                return seconds, ("ActualFrameDuration (0018,1242) x NumberOfFramesInRotation (0054,0053) "
+                                 "in Rotation Information Sequence (0054,0052)")
+    top = getattr(ds, "ActualFrameDuration", None)
+    if top not in (None, "") and float(top) > 0:
+        return float(top) / 1000.0, "ActualFrameDuration (0018,1242)"
+    return None, ""
+
+
+def dead_time_factor(total_counts: float, duration_s: float, tau_s: float, where: str) -> Tuple[float, float]:
+    """(true/observed rate factor, observed rate cps) for a paralysable detector."""
+    observed = total_counts / duration_s
+    x = observed * tau_s
+    if x <= 0:
+        return 1.0, observed
+    if x > math.exp(-1):
+        raise InputError(f"{where}: observed count rate {observed:.4g} cps with dead time {tau_s:g} s exceeds "
+                         "the paralysable maximum 1/(e tau); check the dead time and the image counts")
+    true_rate = float(np.real(-lambertw(-x, 0))) / tau_s
+    return true_rate / observed, observed
+
+
+def to_bqml(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, ds, path: str,
+            voxel_ml: float, acquisition_utc: _dt.datetime, injection_utc: _dt.datetime,
+            half_life_s: float, half_life_source: str, overrides: Overrides, ctx: TimeContext,
+            warnings: List[str], rwvm: Optional[List[Tuple[float, float]]] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """Activity concentration (Bq/mL, float32, frames first) at the acquisition start.
+
+    ``stored``: (frames, rows, cols) stored values; ``slopes``/``intercepts``: per-frame modality
+    rescale; ``rwvm``: per-frame (slope, intercept) to Bq/mL when mapped by RWVM.
+    """
+    lam = math.log(2.0) / half_life_s
+    mode, source = units_mode(ds, path)
+    duration, duration_source = acquisition_duration_s(ds, path, overrides)
+    conv: Dict[str, Any] = {
+        "mode": mode, "source": source, "half_life_h": half_life_s / 3600.0,
+        "half_life_source": half_life_source, "frame_duration_s": duration,
+        "frame_duration_source": duration_source, "calibration_cps_per_mbq": None,
+        "decay_correction_header": None, "decay_factor": 1.0, "dead_time_s": None,
+        "dead_time_factor": 1.0,
+    }
+    if rwvm is not None:
+        s = np.array([v[0] for v in rwvm])[:, None, None]
+        b = np.array([v[1] for v in rwvm])[:, None, None]
+        values = stored.astype(np.float64) * s + b
+    else:
+        values = stored.astype(np.float64) * slopes[:, None, None] + intercepts[:, None, None]
+    if mode == "bqml":
+        if overrides.calibration_cps_per_mbq is not None:
+            warnings.append(f"{path}: images are already in Bq/mL ({source}); the calibration factor "
+                            "override is not used")
+        factor = _decay_to_start(ds, path, lam, acquisition_utc, injection_utc, duration, ctx, conv, warnings)
+        conv["decay_factor"] = factor
+        return (values * factor).astype(np.float32), conv
+    cf = overrides.calibration_cps_per_mbq
+    if cf is None:
+        raise DicomInputError(f"{path}: {source} (no {RWVM} in Bq/ml) and no calibration factor: pass "
+                              "--calibration-cps-per-mbq (camera calibration in cps/MBq)")
+    if duration is None:
+        raise DicomInputError(f"{path}: counts image without acquisition duration: ActualFrameDuration "
+                              "(0018,1242) is missing (also in the Rotation Information Sequence (0054,0052))")
+    conv["calibration_cps_per_mbq"] = cf
+    dt_factor = 1.0
+    if overrides.dead_time_s:
+        dt_factor, observed = dead_time_factor(float(values.sum()), duration, overrides.dead_time_s, path)
+        conv["dead_time_s"] = overrides.dead_time_s
+        conv["observed_count_rate_cps"] = observed
+    conv["dead_time_factor"] = dt_factor
+    decay_during = lam * duration / (1.0 - math.exp(-lam * duration))
+    conv["decay_factor"] = decay_during
+    mbq_per_count = decay_during * dt_factor / (cf * duration)
+    return (values * (mbq_per_count * 1e6 / voxel_ml)).astype(np.float32), conv
+
+
+def _decay_to_start(ds, path: str, lam: float, acquisition_utc: _dt.datetime, injection_utc: _dt.datetime,
+                    duration: Optional[float], ctx: TimeContext, conv: Dict[str, Any],
+                    warnings: List[str]) -> float:
+    header = str(getattr(ds, "DecayCorrection", "") or "").strip().upper()
+    conv["decay_correction_header"] = header or None
+    ref_text = str(getattr(ds, "DecayCorrectionDateTime", "") or "").strip()
+    ref_utc = None
+    if ref_text:
+        naive, explicit = parse_dt(ref_text, path, "DecayCorrectionDateTime (0018,9701)")
+        ref_utc = ctx.to_utc(naive, "DecayCorrectionDateTime", explicit)
+    if not header:
+        warnings.append(f"{path}: DecayCorrection (0054,1102) missing; Bq/mL values taken as the activity at "
+                        "the acquisition start (START)")
+        header = "START"
+    if header in ("START", "ADMIN"):
+        if ref_utc is None:
+            ref_utc = acquisition_utc if header == "START" else injection_utc
+        elapsed_s = (acquisition_utc - ref_utc).total_seconds()
+        conv["decay_reference_utc"] = ref_utc.isoformat()
+        return math.exp(-lam * elapsed_s)
+    if header == "NONE":
+        if duration is None:
+            warnings.append(f"{path}: DecayCorrection NONE but no acquisition duration; the mean activity "
+                            "over the acquisition is used as the start value (error < 0.1 % for < 40 min)")
+            return 1.0
+        return lam * duration / (1.0 - math.exp(-lam * duration))
+    raise DicomInputError(f"{path}: DecayCorrection (0054,1102) is {header!r}, expected START, ADMIN or NONE")
