@@ -1,0 +1,148 @@
+"""Database connection and schema migration of the trial tracker.
+
+``--db`` takes an SQLAlchemy URL (``sqlite:///trial.db``, ``postgresql+psycopg://user@host/db``)
+or a plain file path, meaning an SQLite file.
+
+SQLite: WAL journal (readers never block the writer), ``synchronous=FULL``, foreign keys on, a
+30 s busy timeout, and every write transaction opened with ``BEGIN IMMEDIATE`` so that the
+read-check-write of a cycle is serialised between processes (no lost update). A process killed
+mid-transaction leaves the database as it was before that transaction (SQLite's journal).
+
+PostgreSQL: READ COMMITTED transactions; a write locks its patient's row (``SELECT ... FOR
+UPDATE``) before reading the cycles it checks; the schema upgrade takes an advisory lock so two
+``init`` runs at once do not collide.
+
+The schema is only ever created by Alembic (``upgrade head``); no ``create_all``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from startnet.errors import InputError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_PG_UPGRADE_LOCK = 0x53544E54  # "STNT"
+
+
+def normalise_url(db: str) -> str:
+    """An SQLAlchemy URL from ``--db`` (a plain path means an SQLite file)."""
+    db = (db or "").strip()
+    if not db:
+        raise InputError("--db: no database given (an SQLite file path or an SQLAlchemy URL)")
+    if "://" not in db:
+        return "sqlite:///" + str(Path(db).expanduser().resolve())
+    try:
+        url = make_url(db)
+    except ArgumentError as exc:
+        raise InputError(f"--db {db!r}: not a database URL ({exc})") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InputError(f"--db {db!r}: only sqlite and postgresql databases are supported")
+    return db
+
+
+def sqlite_path(url: str) -> Optional[Path]:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def make_engine(db: str, must_exist: bool = True) -> Engine:
+    url = normalise_url(db)
+    path = sqlite_path(url)
+    if path is not None:
+        if must_exist and not path.exists():
+            raise InputError(f"database {path} does not exist; create it with `startnet trial --db {path} init`")
+        if not path.parent.is_dir():
+            raise InputError(f"database {path}: folder {path.parent} does not exist")
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        _configure_sqlite(engine)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise InputError(f"--db {url}: database driver {exc.name!r} is not installed "
+                         f"(pip install 'startnet[postgres]')") from None
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> Optional[str]:
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> str:
+    """Bring the schema to the newest migration (idempotent, safe to run concurrently)."""
+    cfg = _alembic_config()
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_UPGRADE_LOCK})")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except OperationalError as exc:
+        raise InputError(f"database {engine.url.render_as_string(hide_password=True)}: cannot be "
+                         f"initialised ({_first_line(exc)})") from None
+    return head_revision()
+
+
+def require_current_schema(engine: Engine) -> None:
+    try:
+        revision = current_revision(engine)
+    except OperationalError as exc:
+        raise InputError(f"database {engine.url.render_as_string(hide_password=True)}: cannot be "
+                         f"opened ({_first_line(exc)})") from None
+    head = head_revision()
+    if revision != head:
+        shown = engine.url.render_as_string(hide_password=True)
+        if revision is None:
+            raise InputError(f"database {shown} is not a trial database yet; run `startnet trial --db ... init`")
+        raise InputError(f"database {shown} has schema revision {revision}, this software needs {head}; "
+                         f"run `startnet trial --db ... init` to upgrade it")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def env_database() -> Optional[str]:
+    return os.environ.get("STARTNET_TRIAL_DB") or None

@@ -1,0 +1,287 @@
+"""START-NET protocol rules: cumulative kidney dose, the next cycle's limits, protocol deviations.
+
+Pure functions over plain dataclasses (no database): the storage layer and the Slicer panel both
+call them. Parameters are those of REFERENCE.md section 1, held in :class:`Protocol` so that a
+site can change them (and the database records which values were used):
+
+* kidney absorbed-dose limit 30 Gy (cumulative, sum of the per-cycle kidney doses);
+* nominal activity 7.5 GBq per cycle;
+* interval 10 +- 2 weeks between cycles. REFERENCE gives this for arm 2 only; arm 1 has no
+  interval of its own in the seed text, so it is assumed to be the same (a per-arm parameter);
+* arm 3 = 4 fixed cycles of the nominal activity, no dose limit driving the count (cumulative
+  dose is still reported);
+* planning estimate of kidney Gy/GBq = that of the most recent cycle (every stored cycle has
+  kidney dosimetry, so "most recent cycle with dosimetry" is the most recent cycle);
+* maximum activity of the next cycle = min(nominal, remaining dose / planning Gy/GBq), rounded
+  *down* to 1 MBq so that the rounded value never exceeds the limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from startnet.errors import InputError
+
+DEFAULT_SITES: Tuple[str, ...] = ("Sahlgrenska", "Skåne", "Karolinska", "Uppsala")
+LIMIT_BASES = ("mean", "max_side")
+
+
+@dataclass(frozen=True)
+class ArmRules:
+    """Rules of one trial arm."""
+
+    arm: int
+    dose_limited: bool = True          # False: the cycle count is fixed, the dose is only reported
+    fixed_cycles: Optional[int] = None  # arm 3: 4
+    interval_weeks: float = 10.0
+    interval_tolerance_weeks: float = 2.0
+    capecitabine: bool = False          # arm 1 only
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Protocol parameters; :func:`default_protocol` gives START-NET's."""
+
+    kidney_limit_gy: float = 30.0
+    nominal_activity_gbq: float = 7.5
+    activity_tolerance_fraction: float = 0.0  # activity above max*(1+tol) is a deviation
+    limit_basis: str = "mean"  # "mean": mean of both kidneys; "max_side": higher of left/right
+    arms: Tuple[ArmRules, ...] = field(default_factory=tuple)
+    sites: Tuple[str, ...] = DEFAULT_SITES
+
+    def arm_rules(self, arm: int) -> ArmRules:
+        for rules in self.arms:
+            if rules.arm == arm:
+                return rules
+        raise InputError(f"arm {arm} is not defined by the protocol (arms: "
+                         f"{', '.join(str(r.arm) for r in self.arms)})")
+
+    def to_dict(self) -> Dict:
+        data = asdict(self)
+        data["arms"] = [asdict(r) for r in self.arms]
+        data["sites"] = list(self.sites)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Dict) -> Protocol:
+        known = {"kidney_limit_gy", "nominal_activity_gbq", "activity_tolerance_fraction",
+                 "limit_basis", "arms", "sites"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"protocol: unknown parameter(s) {', '.join(unknown)}; expected {sorted(known)}")
+        kwargs = dict(data)
+        if "arms" in kwargs:
+            kwargs["arms"] = tuple(ArmRules(**a) for a in kwargs["arms"])
+        if "sites" in kwargs:
+            kwargs["sites"] = tuple(kwargs["sites"])
+        protocol = cls(**kwargs)
+        protocol.validate()
+        return protocol
+
+    def validate(self) -> None:
+        if not self.kidney_limit_gy > 0:
+            raise InputError(f"protocol: kidney_limit_gy must be > 0, got {self.kidney_limit_gy}")
+        if not self.nominal_activity_gbq > 0:
+            raise InputError(f"protocol: nominal_activity_gbq must be > 0, got {self.nominal_activity_gbq}")
+        if self.limit_basis not in LIMIT_BASES:
+            raise InputError(f"protocol: limit_basis must be one of {LIMIT_BASES}, got {self.limit_basis!r}")
+        if not self.arms:
+            raise InputError("protocol: no arms defined")
+        for r in self.arms:
+            if not r.dose_limited and not r.fixed_cycles:
+                raise InputError(f"protocol: arm {r.arm} has neither a dose limit nor a fixed cycle count")
+
+
+def default_protocol() -> Protocol:
+    """START-NET as in REFERENCE.md section 1."""
+    return Protocol(arms=(
+        ArmRules(arm=1, dose_limited=True, capecitabine=True),
+        ArmRules(arm=2, dose_limited=True),
+        ArmRules(arm=3, dose_limited=False, fixed_cycles=4),
+    ))
+
+
+@dataclass(frozen=True)
+class CycleDose:
+    """What the rules need of one given cycle."""
+
+    cycle: int
+    date: dt.date
+    activity_gbq: float
+    kidney_gy: float                       # mean absorbed dose of both kidneys
+    kidney_left_gy: Optional[float] = None
+    kidney_right_gy: Optional[float] = None
+    uncertainty_pct: Optional[float] = None
+    bed_gy: Optional[float] = None
+    capecitabine_given: bool = False
+
+    def limit_dose_gy(self, basis: str) -> float:
+        """The dose counted against the limit: the kidneys' mean, or the higher side's mean."""
+        if basis == "max_side":
+            sides = [d for d in (self.kidney_left_gy, self.kidney_right_gy) if d is not None]
+            if sides:
+                return max(sides)
+        return self.kidney_gy
+
+    @property
+    def gy_per_gbq(self) -> float:
+        return self.kidney_gy / self.activity_gbq
+
+
+@dataclass(frozen=True)
+class Deviation:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class NextCycle:
+    cycle: int
+    allowed: bool
+    max_activity_gbq: float
+    earliest_date: Optional[dt.date]
+    latest_date: Optional[dt.date]
+    reason: str
+    planning_gy_per_gbq: Optional[float]
+
+
+@dataclass(frozen=True)
+class DoseSummary:
+    limit_gy: float
+    cumulative_kidney_gy: float
+    remaining_kidney_gy: float
+    cumulative_uncertainty_gy: Optional[float]  # linear sum: cycles' errors taken as fully correlated
+    cumulative_bed_gy: Optional[float]          # sum over cycles (full repair between cycles)
+    next_cycle: NextCycle
+
+
+def _clean(x: float) -> float:
+    """Round away float noise (1e-9 Gy is far below any meaningful dose)."""
+    return round(x, 9)
+
+
+def cumulative_kidney_gy(protocol: Protocol, cycles: Sequence[CycleDose]) -> float:
+    return _clean(sum(c.limit_dose_gy(protocol.limit_basis) for c in cycles))
+
+
+def _floor_mbq(activity_gbq: float) -> float:
+    return math.floor(activity_gbq * 1000.0 + 1e-6) / 1000.0
+
+
+def _window(rules: ArmRules, last: dt.date) -> Tuple[dt.date, dt.date]:
+    centre_d = rules.interval_weeks * 7.0
+    tol_d = rules.interval_tolerance_weeks * 7.0
+    return (last + dt.timedelta(days=round(centre_d - tol_d)),
+            last + dt.timedelta(days=round(centre_d + tol_d)))
+
+
+def next_cycle(protocol: Protocol, arm: int, cycles: Sequence[CycleDose],
+               enrolled: dt.date) -> NextCycle:
+    """Whether another cycle is allowed, its maximum activity and date window."""
+    rules = protocol.arm_rules(arm)
+    cycles = sorted(cycles, key=lambda c: c.cycle)
+    number = len(cycles) + 1
+    nominal = protocol.nominal_activity_gbq
+    limit = protocol.kidney_limit_gy
+    if cycles:
+        earliest, latest = _window(rules, cycles[-1].date)
+        planning = cycles[-1].gy_per_gbq
+    else:
+        earliest, latest, planning = enrolled, None, None
+    cumulative = cumulative_kidney_gy(protocol, cycles)
+    remaining = _clean(limit - cumulative)
+
+    if rules.fixed_cycles is not None and len(cycles) >= rules.fixed_cycles:
+        return NextCycle(number, False, 0.0, None, None,
+                         f"arm {arm}: all {rules.fixed_cycles} fixed cycles given", planning)
+    if not rules.dose_limited:
+        return NextCycle(number, True, nominal, earliest, latest,
+                         f"arm {arm}: cycle {number} of {rules.fixed_cycles} fixed cycles at the nominal "
+                         f"{nominal:g} GBq (the kidney dose does not limit this arm)", planning)
+    if remaining <= 0:
+        return NextCycle(number, False, 0.0, None, None,
+                         f"cumulative kidney dose {cumulative:.2f} Gy has reached the {limit:g} Gy limit",
+                         planning)
+    if planning is None:
+        return NextCycle(number, True, nominal, earliest, latest,
+                         f"first cycle: nominal {nominal:g} GBq (no kidney dosimetry yet)", None)
+    by_dose = remaining / planning
+    if by_dose >= nominal:
+        max_gbq = nominal
+        reason = (f"remaining {remaining:.2f} Gy of the {limit:g} Gy limit at {planning:.3f} Gy/GBq "
+                  f"(cycle {cycles[-1].cycle}) allows {by_dose:.2f} GBq: nominal {nominal:g} GBq")
+    else:
+        max_gbq = _floor_mbq(by_dose)
+        reason = (f"remaining {remaining:.2f} Gy of the {limit:g} Gy limit at {planning:.3f} Gy/GBq "
+                  f"(cycle {cycles[-1].cycle}) limits the activity to {max_gbq:.3f} GBq")
+    return NextCycle(number, True, max_gbq, earliest, latest, reason, planning)
+
+
+def dose_summary(protocol: Protocol, arm: int, cycles: Sequence[CycleDose],
+                 enrolled: dt.date) -> DoseSummary:
+    cumulative = cumulative_kidney_gy(protocol, cycles)
+    u_parts = [c.kidney_gy * c.uncertainty_pct / 100.0 for c in cycles if c.uncertainty_pct is not None]
+    u_total = _clean(sum(u_parts)) if cycles and len(u_parts) == len(cycles) else None
+    bed_parts = [c.bed_gy for c in cycles if c.bed_gy is not None]
+    bed_total = _clean(sum(bed_parts)) if cycles and len(bed_parts) == len(cycles) else None
+    return DoseSummary(
+        limit_gy=protocol.kidney_limit_gy,
+        cumulative_kidney_gy=cumulative,
+        remaining_kidney_gy=_clean(protocol.kidney_limit_gy - cumulative),
+        cumulative_uncertainty_gy=u_total,
+        cumulative_bed_gy=bed_total,
+        next_cycle=next_cycle(protocol, arm, cycles, enrolled),
+    )
+
+
+def check_cycle(protocol: Protocol, arm: int, prior: Sequence[CycleDose], proposed: CycleDose,
+                enrolled: dt.date) -> List[Deviation]:
+    """Protocol deviations of giving ``proposed`` after the ``prior`` cycles.
+
+    Impossible records (cycle numbers out of sequence, dates not after the previous cycle or
+    before enrolment, non-positive activity, negative dose) raise :class:`InputError`.
+    """
+    prior = sorted(prior, key=lambda c: c.cycle)
+    expected = len(prior) + 1
+    if proposed.cycle != expected:
+        raise InputError(f"cycle {proposed.cycle}: the next cycle to record is {expected} "
+                         f"(cycles must be recorded in order)")
+    if not proposed.activity_gbq > 0:
+        raise InputError(f"cycle {proposed.cycle}: activity_gbq must be > 0, got {proposed.activity_gbq}")
+    for name in ("kidney_gy", "kidney_left_gy", "kidney_right_gy", "uncertainty_pct", "bed_gy"):
+        value = getattr(proposed, name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise InputError(f"cycle {proposed.cycle}: {name} must be a finite number >= 0, got {value}")
+    if proposed.date < enrolled:
+        raise InputError(f"cycle {proposed.cycle}: date {proposed.date} is before enrolment {enrolled}")
+    if prior and proposed.date <= prior[-1].date:
+        raise InputError(f"cycle {proposed.cycle}: date {proposed.date} is not after cycle "
+                         f"{prior[-1].cycle} ({prior[-1].date})")
+
+    rules = protocol.arm_rules(arm)
+    plan = next_cycle(protocol, arm, prior, enrolled)
+    deviations: List[Deviation] = []
+    if not plan.allowed:
+        code = "fixed_cycles_exceeded" if not rules.dose_limited else "dose_limit_reached"
+        deviations.append(Deviation(code, f"cycle {proposed.cycle} not allowed: {plan.reason}"))
+    else:
+        ceiling = plan.max_activity_gbq * (1.0 + protocol.activity_tolerance_fraction)
+        if proposed.activity_gbq > ceiling + 1e-9:
+            deviations.append(Deviation(
+                "activity_above_maximum",
+                f"activity {proposed.activity_gbq:g} GBq is above the allowed maximum "
+                f"{plan.max_activity_gbq:.3f} GBq ({plan.reason})"))
+        if plan.latest_date is not None and plan.earliest_date is not None and not (
+                plan.earliest_date <= proposed.date <= plan.latest_date):
+            deviations.append(Deviation(
+                "interval_out_of_window",
+                f"date {proposed.date} is outside the window {plan.earliest_date} to {plan.latest_date} "
+                f"({rules.interval_weeks:g} +- {rules.interval_tolerance_weeks:g} weeks after cycle "
+                f"{prior[-1].cycle} on {prior[-1].date})"))
+    if proposed.capecitabine_given and not rules.capecitabine:
+        deviations.append(Deviation("capecitabine_outside_arm",
+                                    f"capecitabine recorded for an arm-{arm} patient (only arm 1 gets it)"))
+    return deviations

@@ -1,0 +1,109 @@
+"""Read a cycle's kidney dose from the dosimetry pipeline's ``results.json``.
+
+Keys used: ``kidneys_mean_gy`` (mean absorbed dose of both kidneys; if absent, the mass-weighted
+mean of ``structures.kidney_left/kidney_right.mean_gy`` when both masses are given),
+``structures.kidney_left.mean_gy`` / ``structures.kidney_right.mean_gy``,
+``kidneys_uncertainty_pct`` (or top-level ``uncertainty_pct``), ``kidneys_bed_gy`` (or
+``bed_gy``), and for provenance ``schema_version``, ``software``, ``method``, ``patient_id``,
+``cycle``, ``injected_activity_mbq``, ``injection_datetime``, ``provenance``, ``warnings``.
+The file's SHA-256 is stored with the cycle so that the exact result can be found again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from startnet.errors import InputError
+
+PROVENANCE_KEYS = ("schema_version", "software", "method", "patient_id", "cycle", "injected_activity_mbq",
+                   "injection_datetime", "provenance", "warnings")
+
+
+@dataclass(frozen=True)
+class DosimetryResult:
+    kidney_gy: float
+    kidney_left_gy: Optional[float]
+    kidney_right_gy: Optional[float]
+    uncertainty_pct: Optional[float]
+    bed_gy: Optional[float]
+    patient_id: Optional[str]
+    cycle: Optional[int]
+    injected_activity_mbq: Optional[float]
+    source: str
+    provenance: Dict[str, Any]
+
+
+def _number(value: Any, where: str, source: str) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InputError(f"results file {source}: {where} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def load_results(path: str) -> DosimetryResult:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"results file {path}: not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"results file {path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"results file {path}: expected a JSON object")
+    structures = data.get("structures") or {}
+    if not isinstance(structures, dict):
+        raise InputError(f"results file {path}: 'structures' must be an object")
+    sides = {}
+    masses = {}
+    for side in ("kidney_left", "kidney_right"):
+        s = structures.get(side) or {}
+        sides[side] = _number(s.get("mean_gy"), f"structures.{side}.mean_gy", path)
+        masses[side] = _number(s.get("mass_g"), f"structures.{side}.mass_g", path)
+    mean = _number(data.get("kidneys_mean_gy"), "kidneys_mean_gy", path)
+    derived = False
+    if mean is None:
+        if None in sides.values() or None in masses.values() or not sum(masses.values()) > 0:
+            raise InputError(f"results file {path}: no kidney dose (expected 'kidneys_mean_gy', or "
+                             f"structures.kidney_left/kidney_right with mean_gy and mass_g)")
+        mean = sum(sides[k] * masses[k] for k in sides) / sum(masses.values())
+        derived = True
+    unc = data.get("kidneys_uncertainty_pct", data.get("uncertainty_pct"))
+    bed = data.get("kidneys_bed_gy", data.get("bed_gy"))
+    cycle = data.get("cycle")
+    if cycle is not None and (isinstance(cycle, bool) or not isinstance(cycle, int)):
+        raise InputError(f"results file {path}: 'cycle' must be an integer or null, got {cycle!r}")
+    patient = data.get("patient_id")
+    provenance = {k: data[k] for k in PROVENANCE_KEYS if k in data}
+    provenance["sha256"] = hashlib.sha256(raw).hexdigest()
+    provenance["file"] = str(p.resolve())
+    if derived:
+        provenance["kidneys_mean_gy_derived"] = "mass-weighted mean of kidney_left and kidney_right"
+    return DosimetryResult(
+        kidney_gy=mean, kidney_left_gy=sides["kidney_left"], kidney_right_gy=sides["kidney_right"],
+        uncertainty_pct=_number(unc, "kidneys_uncertainty_pct", path), bed_gy=_number(bed, "kidneys_bed_gy", path),
+        patient_id=None if patient is None else str(patient), cycle=cycle,
+        injected_activity_mbq=_number(data.get("injected_activity_mbq"), "injected_activity_mbq", path),
+        source=str(p.resolve()), provenance=provenance,
+    )
+
+
+def check_matches(result: DosimetryResult, patient_id: str, cycle: int, activity_gbq: float,
+                  tolerance_fraction: float = 0.05) -> None:
+    """Refuse a results file that belongs to another patient/cycle or another administration."""
+    if result.patient_id is not None and result.patient_id != patient_id:
+        raise InputError(f"results file {result.source}: patient_id {result.patient_id!r} is not {patient_id!r}")
+    if result.cycle is not None and result.cycle != cycle:
+        raise InputError(f"results file {result.source}: cycle {result.cycle} is not {cycle}")
+    if result.injected_activity_mbq:
+        given_mbq = activity_gbq * 1000.0
+        if abs(given_mbq - result.injected_activity_mbq) > tolerance_fraction * result.injected_activity_mbq:
+            raise InputError(f"results file {result.source}: injected_activity_mbq "
+                             f"{result.injected_activity_mbq:g} MBq differs from --activity-gbq "
+                             f"{activity_gbq:g} GBq by more than {tolerance_fraction:.0%}")
