@@ -1,0 +1,180 @@
+"""DosimetrySegmentation: kidneys, tumours and organs for dosimetry, and tools to validate them.
+
+Thin Slicer layer over :class:`startnet.mrml.segmentation_logic.SegmentationSceneLogic`
+(tested headless with slicer-core). Manual editing stays in Slicer's Segment Editor; the
+TotalSegmentator extension is used when installed (detected, never required).
+"""
+
+import unittest
+from typing import Annotated
+
+import slicer
+from slicer import (
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+    vtkMRMLTableNode,
+)
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+)
+from StartNetCoreLib.widget import StartNetModuleWidget
+
+
+class DosimetrySegmentation(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Dosimetry Segmentation (START-NET)"
+        self.parent.categories = ["Nuclear Medicine.START-NET"]
+        self.parent.dependencies = ["StartNetCore"]
+        self.parent.contributors = ["START-NET dosimetry developers"]
+        self.parent.helpText = (
+            "Segments kidneys (seeded SPECT region growing constrained by CT, optional cortex only), tumours "
+            "(threshold relative to the local maximum) and liver/spleen; imports .seg.nrrd, DICOM SEG or "
+            "labelmaps; compares two segmentations (Dice, Jaccard, HD95, mean surface distance, volume and "
+            "mean-dose differences) so physicists can validate them."
+        )
+        self.parent.acknowledgementText = "START-NET trial (NCT05387603)."
+
+
+@parameterNodeWrapper
+class DosimetrySegmentationParameterNode:
+    referenceCt: vtkMRMLScalarVolumeNode
+    referenceSpect: vtkMRMLScalarVolumeNode
+    segmentation: vtkMRMLSegmentationNode
+    seedPoints: vtkMRMLMarkupsFiducialNode
+    cortexOnly: bool = False
+    tumourThresholdPercent: Annotated[float, WithinRange(5.0, 95.0)] = 40.0
+    comparisonSegmentation: vtkMRMLSegmentationNode
+    doseVolume: vtkMRMLScalarVolumeNode
+    comparisonTable: vtkMRMLTableNode
+
+
+class DosimetrySegmentationWidget(StartNetModuleWidget):
+    MODULE_NAME = "DosimetrySegmentation"
+
+    def __init__(self, parent=None):
+        StartNetModuleWidget.__init__(self, parent)
+        self.logicClass = DosimetrySegmentationLogic
+
+    def connectSignals(self):
+        self.ui.autoSegmentButton.connect("clicked(bool)", self.onAutoSegment)
+        self.ui.segmentFromSeedsButton.connect("clicked(bool)", self.onSegmentFromSeeds)
+        self.ui.importSegmentationButton.connect("clicked(bool)", self.onImport)
+        self.ui.totalSegmentatorButton.connect("clicked(bool)", self.onTotalSegmentator)
+        self.ui.compareButton.connect("clicked(bool)", self.onCompare)
+
+    def updateGuiState(self, caller=None, event=None):
+        p = self._parameterNode
+        images = bool(p and p.referenceCt and p.referenceSpect)
+        self.ui.autoSegmentButton.enabled = images
+        self.ui.segmentFromSeedsButton.enabled = images and bool(p.seedPoints)
+        self.ui.totalSegmentatorButton.enabled = bool(p and p.referenceCt) and self.logic.totalSegmentatorAvailable()
+        self.ui.compareButton.enabled = bool(p and p.segmentation and p.comparisonSegmentation)
+
+    def _segmentationNode(self):
+        p = self._parameterNode
+        if not p.segmentation:
+            p.segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Structures")
+        return p.segmentation
+
+    def onAutoSegment(self):
+        p = self._parameterNode
+        self.run("Automatic kidney segmentation failed.", self.logic.autoSegmentKidneys, p.referenceCt,
+                 p.referenceSpect, self._segmentationNode(), p.cortexOnly)
+
+    def onSegmentFromSeeds(self):
+        p = self._parameterNode
+        self.run("Seeded segmentation failed.", self.logic.segmentFromSeeds, p.referenceCt, p.referenceSpect,
+                 p.seedPoints, self._segmentationNode(), p.cortexOnly, p.tumourThresholdPercent)
+
+    def onImport(self):
+        import qt
+
+        path = qt.QFileDialog.getOpenFileName(None, "Import segmentation", "",
+                                              "Segmentations (*.seg.nrrd *.dcm *.nii *.nii.gz *.nrrd);;All files (*)")
+        if path:
+            p = self._parameterNode
+            self.run("Importing the segmentation failed.", self.logic.importSegmentation, path, p.referenceSpect,
+                     self._segmentationNode())
+
+    def onTotalSegmentator(self):
+        p = self._parameterNode
+        self.run("TotalSegmentator failed.", self.logic.runTotalSegmentator, p.referenceCt, self._segmentationNode())
+
+    def onCompare(self):
+        p = self._parameterNode
+        table = self.run("Comparison failed.", self.logic.compare, p.segmentation, p.comparisonSegmentation,
+                         p.referenceSpect, p.doseVolume, p.comparisonTable)
+        if table is not None:
+            p.comparisonTable = table
+            self.showTable(table)
+
+
+class DosimetrySegmentationLogic(ScriptedLoadableModuleLogic):
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+        from startnet.mrml.segmentation_logic import SegmentationSceneLogic
+
+        self.core = SegmentationSceneLogic(slicer.mrmlScene)
+
+    def getParameterNode(self):
+        return DosimetrySegmentationParameterNode(super().getParameterNode())
+
+    def autoSegmentKidneys(self, ctNode, spectNode, segmentationNode, cortexOnly=False):
+        return self.core.auto_segment_kidneys(ctNode, spectNode, segmentationNode, cortex_only=cortexOnly)
+
+    def segmentFromSeeds(self, ctNode, spectNode, seedNode, segmentationNode, cortexOnly=False, thresholdPercent=40.0):
+        return self.core.segment_from_seeds(ctNode, spectNode, seedNode, segmentationNode, cortex_only=cortexOnly,
+                                            tumour_threshold_percent=thresholdPercent)
+
+    def importSegmentation(self, path, referenceNode, segmentationNode):
+        return self.core.import_segmentation(path, referenceNode, segmentationNode)
+
+    def compare(self, segmentationA, segmentationB, referenceNode, doseNode=None, tableNode=None):
+        return self.core.compare(segmentationA, segmentationB, referenceNode, dose_node=doseNode, table_node=tableNode)
+
+    @staticmethod
+    def totalSegmentatorAvailable():
+        return hasattr(slicer.modules, "totalsegmentator")
+
+    def runTotalSegmentator(self, ctNode, segmentationNode):
+        if not self.totalSegmentatorAvailable():
+            raise RuntimeError("The TotalSegmentator extension is not installed (Extension Manager).")
+        logic = slicer.modules.totalsegmentator.widgetRepresentation().self().logic
+        logic.process(ctNode, segmentationNode, fast=True, task="total")
+        self.core.keep_dosimetry_structures(segmentationNode)
+        return segmentationNode
+
+
+class DosimetrySegmentationTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_compare_identical_segmentations()
+
+    def test_compare_identical_segmentations(self):
+        import numpy as np
+        import SimpleITK as sitk
+
+        from startnet.mrml.segmentations import masks_to_segmentation
+        from startnet.mrml.volumes import sitk_to_volume
+
+        reference = sitk.Image(32, 32, 32, sitk.sitkFloat32)
+        reference.SetSpacing((4.0, 4.0, 4.0))
+        mask = np.zeros((32, 32, 32), bool)
+        mask[8:20, 10:22, 12:24] = True
+        referenceNode = sitk_to_volume(slicer.mrmlScene, reference, "reference")
+        a = masks_to_segmentation(slicer.mrmlScene, {"kidney_left": mask}, reference, "A")
+        b = masks_to_segmentation(slicer.mrmlScene, {"kidney_left": mask}, reference, "B")
+        table = DosimetrySegmentationLogic().compare(a, b, referenceNode)
+        self.assertAlmostEqual(float(table.GetTable().GetValueByName(0, "dice").ToDouble()), 1.0, places=6)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,175 @@
+"""TrialTracker: START-NET patients, cycles and cumulative kidney dose against the protocol.
+
+Thin Slicer layer over :class:`startnet.mrml.trial_logic.TrialSceneLogic` (tested headless with
+slicer-core), which uses the ``startnet.trial`` database and protocol rules.
+"""
+
+import unittest
+
+import slicer
+from slicer import vtkMRMLTableNode
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+)
+from StartNetCoreLib.dependencies import ensure_dependencies
+from StartNetCoreLib.widget import StartNetModuleWidget
+
+
+class TrialTracker(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Trial Tracker (START-NET)"
+        self.parent.categories = ["Nuclear Medicine.START-NET"]
+        self.parent.dependencies = ["StartNetCore"]
+        self.parent.contributors = ["START-NET dosimetry developers"]
+        self.parent.helpText = (
+            "Records each START-NET patient's arm, cycles, administered activity and per-cycle kidney dose in a "
+            "shared database (SQLite or PostgreSQL, with audit trail), plots cumulative kidney dose against the "
+            "30 Gy limit and says whether another cycle is allowed, its maximum activity and date window."
+        )
+        self.parent.acknowledgementText = "START-NET trial (NCT05387603)."
+
+
+@parameterNodeWrapper
+class TrialTrackerParameterNode:
+    databaseUrl: str = ""
+    userName: str = ""
+    siteFilter: str = ""
+    patientId: str = ""
+    cyclesTable: vtkMRMLTableNode
+    cycleNumber: int = 1
+    cycleDate: str = ""
+    activityGBq: float = 7.5
+    kidneyDoseGy: float = 0.0
+    deviationReason: str = ""
+
+
+class TrialTrackerWidget(StartNetModuleWidget):
+    MODULE_NAME = "TrialTracker"
+
+    def __init__(self, parent=None):
+        StartNetModuleWidget.__init__(self, parent)
+        self.logicClass = TrialTrackerLogic
+
+    def connectSignals(self):
+        self.ui.refreshButton.connect("clicked(bool)", self.onRefresh)
+        self.ui.recordCycleButton.connect("clicked(bool)", self.onRecordCycle)
+        self.ui.useDosimetryButton.connect("clicked(bool)", self.onUseDosimetry)
+        self.ui.patientsTableWidget.connect("itemSelectionChanged()", self.onPatientSelected)
+
+    def updateGuiState(self, caller=None, event=None):
+        p = self._parameterNode
+        self.ui.refreshButton.enabled = bool(p and p.databaseUrl)
+        self.ui.recordCycleButton.enabled = bool(p and p.databaseUrl and p.patientId and p.cycleDate)
+
+    def onRefresh(self):
+        if not ensure_dependencies(["sqlalchemy", "alembic"]):
+            return
+        p = self._parameterNode
+        rows = self.run("Could not open the trial database.", self.logic.listPatients, p.databaseUrl, p.siteFilter)
+        if rows is None:
+            return
+        import qt
+
+        headers = ["patient_id", "site", "arm", "cycles", "cumulative_kidney_gy", "next_allowed"]
+        widget = self.ui.patientsTableWidget
+        widget.clear()
+        widget.setColumnCount(len(headers))
+        widget.setHorizontalHeaderLabels(headers)
+        widget.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, key in enumerate(headers):
+                widget.setItem(r, c, qt.QTableWidgetItem(str(row.get(key, ""))))
+        self.showPatient()
+
+    def onPatientSelected(self):
+        items = self.ui.patientsTableWidget.selectedItems()
+        if items:
+            self._parameterNode.patientId = self.ui.patientsTableWidget.item(items[0].row(), 0).text()
+            self.showPatient()
+
+    def showPatient(self):
+        p = self._parameterNode
+        if not (p.databaseUrl and p.patientId):
+            return
+        shown = self.run("Could not read the patient.", self.logic.showPatient, p.databaseUrl, p.patientId,
+                         p.cyclesTable)
+        if shown:
+            table, recommendation = shown
+            p.cyclesTable = table
+            self.ui.recommendationLabel.text = recommendation
+
+    def onUseDosimetry(self):
+        dose = self.run("No Dosimetry result available.", self.logic.kidneyDoseFromDosimetry)
+        if dose is not None:
+            self._parameterNode.kidneyDoseGy = dose
+
+    def onRecordCycle(self):
+        p = self._parameterNode
+        message = self.run("Recording the cycle failed.", self.logic.recordCycle, p.databaseUrl, p.patientId,
+                           p.cycleNumber, p.cycleDate, p.activityGBq, p.kidneyDoseGy, p.deviationReason or None,
+                           p.userName or None)
+        if message:
+            slicer.util.infoDisplay(message, windowTitle="START-NET trial")
+            self.showPatient()
+
+
+class TrialTrackerLogic(ScriptedLoadableModuleLogic):
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+        from startnet.mrml.trial_logic import TrialSceneLogic
+
+        self.core = TrialSceneLogic(slicer.mrmlScene)
+
+    def getParameterNode(self):
+        return TrialTrackerParameterNode(super().getParameterNode())
+
+    def listPatients(self, databaseUrl, siteFilter=""):
+        return self.core.list_patients(databaseUrl, site=siteFilter or None)
+
+    def showPatient(self, databaseUrl, patientId, tableNode=None):
+        return self.core.show_patient(databaseUrl, patientId, table_node=tableNode)
+
+    def recordCycle(self, databaseUrl, patientId, cycle, date, activityGBq, kidneyDoseGy, deviationReason=None,
+                    user=None):
+        return self.core.record_cycle(databaseUrl, patientId, cycle, date, activityGBq, kidneyDoseGy,
+                                      deviation_reason=deviationReason, user=user)
+
+    def kidneyDoseFromDosimetry(self):
+        dosimetry = slicer.modules.dosimetry.widgetRepresentation().self().logic
+        results = dosimetry.lastResults
+        if not results:
+            raise ValueError("Run the Dosimetry module on this cycle first.")
+        return float(results["kidneys_mean_gy"])
+
+
+class TrialTrackerTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_next_cycle_after_28_gy()
+
+    def test_next_cycle_after_28_gy(self):
+        import os
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            url = "sqlite:///" + os.path.join(folder, "trial.db")
+            logic = TrialTrackerLogic()
+            logic.core.enroll(url, "SN-900", site="Uppsala", arm=2, enrolled="2026-01-05")
+            cycles = [("2026-01-12", 7.4, 6.25), ("2026-03-23", 7.5, 6.25), ("2026-06-01", 7.5, 6.25),
+                      ("2026-08-10", 7.5, 6.25), ("2026-10-19", 7.5, 3.0)]
+            for number, (date, activity, dose) in enumerate(cycles, start=1):
+                logic.recordCycle(url, "SN-900", number, date, activity, dose)
+            table, recommendation = logic.showPatient(url, "SN-900")
+            self.assertEqual(table.GetNumberOfRows(), 5)
+            self.assertIn("5.00 GBq", recommendation)
+
+
+if __name__ == "__main__":
+    unittest.main()
