@@ -1,0 +1,237 @@
+"""DICOM SEG export of the structures used for dosimetry (highdicom, BINARY, on the CT grid).
+
+Each structure becomes one segment with SNOMED CT category/type codes chosen from its name
+(kidneys with laterality, liver, spleen, tumours, ...; anything else is coded as "Tissue" and
+keeps its name as the segment label). Masks may live on any grid (SPECT, dose grid): they are
+resampled with nearest-neighbour interpolation onto each CT slice, so the SEG references the CT
+series the physicist reviewed. Only frames holding part of a structure are stored.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+from startnet import __version__
+from startnet.errors import DicomInputError, GeometryError, InputError, OutputError
+
+ALGORITHM_TYPES = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
+_ANATOMY = codes.SCT.AnatomicalStructure
+_ABNORMAL = codes.SCT.MorphologicallyAbnormalStructure
+_LEFT_KIDNEY = hd.sr.CodedConcept("18639004", "SCT", "Left kidney")
+_RIGHT_KIDNEY = hd.sr.CodedConcept("9846003", "SCT", "Right kidney")
+# (substring of the lower-case name, category, type); the first match wins.
+_NAME_CODES = (
+    ("metast", _ABNORMAL, codes.SCT.NeoplasmMetastatic),
+    ("tumo", _ABNORMAL, codes.SCT.Tumor),
+    ("lesion", _ABNORMAL, codes.SCT.Lesion),
+    ("liver", _ANATOMY, codes.SCT.Liver),
+    ("spleen", _ANATOMY, codes.SCT.Spleen),
+    ("marrow", _ANATOMY, codes.SCT.BoneMarrow),
+    ("parotid", _ANATOMY, codes.SCT.ParotidGland),
+    ("submandibular", _ANATOMY, codes.SCT.SubmandibularGland),
+    ("salivary", _ANATOMY, codes.SCT.SalivaryGland),
+    ("bladder", _ANATOMY, codes.SCT.Bladder),
+    ("pancreas", _ANATOMY, codes.SCT.Pancreas),
+    ("stomach", _ANATOMY, codes.SCT.Stomach),
+    ("heart", _ANATOMY, codes.SCT.Heart),
+    ("lung", _ANATOMY, codes.SCT.Lung),
+    ("aorta", _ANATOMY, codes.SCT.Aorta),
+    ("body", _ANATOMY, codes.SCT.EntireBody),
+)
+_DEFAULT_RGB = {"kidney_left": (185, 102, 83), "kidney_right": (216, 132, 105), "liver": (221, 130, 101),
+                "spleen": (157, 108, 162), "tumour": (230, 200, 40), "tumor": (230, 200, 40)}
+_FALLBACK_RGB = ((128, 174, 128), (111, 184, 210), (241, 214, 145), (177, 122, 101), (216, 101, 79),
+                 (183, 156, 220), (144, 238, 144), (250, 128, 114))
+
+
+def structure_codes(name: str) -> Tuple[hd.sr.CodedConcept, hd.sr.CodedConcept]:
+    """SNOMED CT (category, property type) for a structure name such as "kidney_left" or "tumour_2"."""
+    lower = name.lower()
+    if "kidney" in lower or "renal" in lower:
+        tokens = lower.replace("-", "_").replace(" ", "_").split("_")
+        if "left" in tokens or "l" in tokens or "sin" in tokens:
+            return hd.sr.CodedConcept.from_code(_ANATOMY), _LEFT_KIDNEY
+        if "right" in tokens or "r" in tokens or "dx" in tokens:
+            return hd.sr.CodedConcept.from_code(_ANATOMY), _RIGHT_KIDNEY
+        return hd.sr.CodedConcept.from_code(_ANATOMY), hd.sr.CodedConcept.from_code(codes.SCT.Kidney)
+    for key, category, prop in _NAME_CODES:
+        if key in lower:
+            return hd.sr.CodedConcept.from_code(category), hd.sr.CodedConcept.from_code(prop)
+    return hd.sr.CodedConcept.from_code(codes.SCT.Tissue), hd.sr.CodedConcept.from_code(codes.SCT.Tissue)
+
+
+def _load(ct_datasets: Sequence[Union[Dataset, str, Path]]) -> List[Dataset]:
+    loaded = []
+    for item in ct_datasets:
+        if isinstance(item, Dataset):
+            loaded.append(item)
+            continue
+        try:
+            loaded.append(pydicom.dcmread(str(item)))
+        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+            raise DicomInputError(f"DICOM SEG export: cannot read reference CT file {item}: {exc}") from exc
+    if not loaded:
+        raise InputError("DICOM SEG export: no reference CT datasets given")
+    for ds in loaded:
+        for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows",
+                        "Columns", "FrameOfReferenceUID", "SOPInstanceUID"):
+            if keyword not in ds:
+                raise DicomInputError(f"DICOM SEG export: reference CT instance "
+                                      f"{ds.get('SOPInstanceUID', '?')} lacks {keyword}")
+        if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+            raise DicomInputError("DICOM SEG export: the reference CT must be a series of single-frame "
+                                  f"images; instance {ds.SOPInstanceUID} has {ds.NumberOfFrames} frames")
+    first = loaded[0]
+    for ds in loaded[1:]:
+        if ds.FrameOfReferenceUID != first.FrameOfReferenceUID or (ds.Rows, ds.Columns) != (
+                first.Rows, first.Columns) or not np.allclose(
+                [float(v) for v in ds.ImageOrientationPatient],
+                [float(v) for v in first.ImageOrientationPatient], atol=1e-4):
+            raise DicomInputError(f"DICOM SEG export: CT instance {ds.SOPInstanceUID} differs from "
+                                  f"{first.SOPInstanceUID} in frame of reference, orientation or matrix size")
+    return loaded
+
+
+def _slice_references(datasets: List[Dataset]) -> List[Tuple[Dataset, sitk.Image]]:
+    """CT instances sorted along the slice normal, each with a one-slice SimpleITK reference grid."""
+    orientation = np.array([float(v) for v in datasets[0].ImageOrientationPatient])
+    row_dir, col_dir = orientation[:3], orientation[3:]
+    normal = np.cross(row_dir, col_dir)
+    keyed = sorted(datasets, key=lambda ds: float(np.dot(normal, [float(v) for v in ds.ImagePositionPatient])))
+    positions = [float(np.dot(normal, [float(v) for v in ds.ImagePositionPatient])) for ds in keyed]
+    if len(set(np.round(positions, 4))) != len(positions):
+        raise DicomInputError("DICOM SEG export: two reference CT instances share one slice position")
+    gaps = np.diff(positions)
+    thickness = float(np.median(gaps)) if len(gaps) else float(keyed[0].get("SliceThickness", 1.0) or 1.0)
+    direction = tuple(np.column_stack([row_dir, col_dir, normal]).ravel())
+    out = []
+    for ds in keyed:
+        ref = sitk.Image(int(ds.Columns), int(ds.Rows), 1, sitk.sitkUInt8)
+        row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
+        ref.SetSpacing((col_spacing, row_spacing, thickness))
+        ref.SetDirection(direction)
+        ref.SetOrigin(tuple(float(v) for v in ds.ImagePositionPatient))
+        out.append((ds, ref))
+    return out
+
+
+def _rgb_to_lab(rgb) -> hd.color.CIELabColor:
+    values = [float(v) for v in rgb]
+    if max(values) <= 1.0:
+        values = [v * 255.0 for v in values]
+    return hd.color.CIELabColor.from_rgb(*[int(round(min(max(v, 0.0), 255.0))) for v in values])
+
+
+def write_dicom_seg(masks: Mapping[str, sitk.Image], ct_datasets: Sequence[Union[Dataset, str, Path]],
+                    path: Union[str, Path], *, colours: Optional[Mapping[str, Sequence[float]]] = None,
+                    algorithm_type: Union[str, Mapping[str, str]] = "SEMIAUTOMATIC",
+                    algorithm_name: str = "startnet segmentation", series_number: int = 902,
+                    series_description: str = "START-NET dosimetry structures") -> Dataset:
+    """Write the masks as a BINARY DICOM SEG referencing the CT series; returns the dataset.
+
+    ``masks``: structure name -> SimpleITK image (non-zero = inside) on any grid in LPS.
+    ``ct_datasets``: the reference CT series (pydicom Datasets or file paths).
+    ``colours``: optional name -> RGB (0-255 or 0-1). ``algorithm_type``: "AUTOMATIC",
+    "SEMIAUTOMATIC" or "MANUAL", for all structures or per name (MANUAL carries no algorithm
+    identification; the others are identified as ``algorithm_name`` with this software version).
+    """
+    if not masks:
+        raise InputError("DICOM SEG export: no structures to export")
+    slices = _slice_references(_load(ct_datasets))
+    names = list(masks)
+    stacks = []
+    for name in names:
+        mask = masks[name]
+        if not isinstance(mask, sitk.Image) or mask.GetDimension() != 3:
+            raise InputError(f"DICOM SEG export: mask '{name}' must be a 3-D SimpleITK image")
+        binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
+        stacks.append(np.stack([sitk.GetArrayFromImage(
+            sitk.Resample(binary, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))[0]
+            for _, ref in slices]).astype(bool))
+        if not stacks[-1].any():
+            raise GeometryError(f"DICOM SEG export: structure '{name}' does not overlap the reference CT")
+    occupied = np.flatnonzero(np.any([s.any(axis=(1, 2)) for s in stacks], axis=0))
+    frames = np.arange(occupied[0], occupied[-1] + 1)
+    overlap = np.sum(stacks, axis=0).max() > 1
+    if overlap:
+        pixel_array = np.stack([s[frames] for s in stacks], axis=-1)
+    else:
+        pixel_array = np.zeros((len(frames),) + stacks[0].shape[1:], dtype=np.uint8)
+        for number, stack in enumerate(stacks, start=1):
+            pixel_array[stack[frames]] = number
+    descriptions = [_segment(number, name, colours, algorithm_type, algorithm_name)
+                    for number, name in enumerate(names, start=1)]
+    source = [ds for ds, _ in slices]
+    positions = [hd.PlanePositionSequence("PATIENT", [float(v) for v in source[i].ImagePositionPatient])
+                 for i in frames]
+    first = source[0]
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=source, pixel_array=pixel_array, segmentation_type="BINARY",
+            segment_descriptions=descriptions, series_instance_uid=generate_uid(),
+            series_number=int(series_number), sop_instance_uid=generate_uid(), instance_number=1,
+            manufacturer="START-NET", manufacturer_model_name="startnet", software_versions=__version__,
+            device_serial_number="0", series_description=series_description[:64],
+            plane_orientation=hd.PlaneOrientationSequence(
+                "PATIENT", [float(v) for v in first.ImageOrientationPatient]),
+            pixel_measures=hd.PixelMeasuresSequence(
+                [float(v) for v in first.PixelSpacing], float(slices[0][1].GetSpacing()[2])),
+            plane_positions=positions, omit_empty_frames=True)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise DicomInputError(f"DICOM SEG export: highdicom refused the reference CT series: {exc}") from exc
+    _atomic_save(seg, Path(path))
+    return seg
+
+
+def _segment(number: int, name: str, colours, algorithm_type, algorithm_name) -> hd.seg.SegmentDescription:
+    kind = algorithm_type.get(name, "SEMIAUTOMATIC") if isinstance(algorithm_type, Mapping) else algorithm_type
+    kind = str(kind).upper()
+    if kind not in ALGORITHM_TYPES:
+        raise InputError(f"DICOM SEG export: algorithm type '{kind}' for '{name}' is not one of {ALGORITHM_TYPES}")
+    identification = None
+    if kind != "MANUAL":
+        identification = hd.AlgorithmIdentificationSequence(
+            name=algorithm_name[:64], family=codes.cid7162.ArtificialIntelligence
+            if "ai" in algorithm_name.lower().split() else codes.cid7162.MorphologicalOperations,
+            version=__version__)
+    rgb = (colours or {}).get(name) or _DEFAULT_RGB.get(name.lower()) or _FALLBACK_RGB[(number - 1) % len(
+        _FALLBACK_RGB)]
+    category, prop = structure_codes(name)
+    return hd.seg.SegmentDescription(
+        segment_number=number, segment_label=name[:64], segmented_property_category=category,
+        segmented_property_type=prop, algorithm_type=kind, algorithm_identification=identification,
+        display_color=_rgb_to_lab(rgb))
+
+
+def _atomic_save(ds: Dataset, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".dcm", dir=str(path.parent))
+        os.close(handle)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        ds.save_as(temp_name)
+        os.replace(temp_name, str(path))
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        if os.path.exists(temp_name):
+            os.remove(temp_name)
+
+
+def segment_colours(names: Sequence[str]) -> Dict[str, Tuple[int, int, int]]:
+    """The default display colour (RGB 0-255) used for each structure name."""
+    return {name: _DEFAULT_RGB.get(name.lower(), _FALLBACK_RGB[i % len(_FALLBACK_RGB)])
+            for i, name in enumerate(names)}
