@@ -153,6 +153,10 @@ def discover(input_dir: str) -> Discovery:
         study = _text(ds, "StudyInstanceUID")
         series = _text(ds, "SeriesInstanceUID")
         if not series:
+            sop = _text(ds, "SOPClassUID") or media_sop
+            if sop in (NM_IMAGE, CT_IMAGE):
+                raise DicomInputError(f"{path}: SeriesInstanceUID (0020,000E) is missing in this "
+                                      f"{'NM' if sop == NM_IMAGE else 'CT'} image (file truncated or incomplete)")
             skipped.append(path)
             log.append(f"skipped {path}: SeriesInstanceUID (0020,000E) missing")
             continue
