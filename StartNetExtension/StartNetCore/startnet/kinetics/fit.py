@@ -180,7 +180,7 @@ def _lsq(model: ExpModel, t, y, s, kmin):
         try:
             res = least_squares(lambda p: (model.evaluate(p, t) - y) / s, x0,
                                 jac=lambda p: model.jacobian(p, t) / s[:, None], bounds=(lb, ub),
-                                method="trf", x_scale="jac", ftol=1e-13, xtol=1e-13, gtol=1e-13, max_nfev=3000)
+                                method="trf", x_scale="jac", ftol=1e-13, xtol=1e-13, gtol=1e-13, max_nfev=400)
         except (ValueError, FloatingPointError):
             continue
         if np.all(np.isfinite(res.x)) and (best is None or res.cost < best.cost):
