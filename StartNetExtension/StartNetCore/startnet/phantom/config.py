@@ -1,0 +1,193 @@
+"""Configuration of the digital phantom patient: presets, grids, acquisition and timing.
+
+Two presets:
+- ``small``: fast tests. CT 128 x 128 x 98 at 3.5 mm, SPECT 64 x 64 x 48 at 7.0 mm.
+- ``clinical``: CT 512 x 512 x 312 at 0.9766 x 0.9766 x 2.0 mm (500 mm field of view),
+  SPECT 128 x 128 x 128 at 4.7952 mm (Siemens Symbia-like reconstruction grid).
+
+Both grids are axial (identity direction, LPS) and centred on the patient's body centre
+(the anatomy's origin). The CT always covers the SPECT along z. Transaxially the SPECT field of
+view (e.g. 614 mm) is wider than the CT's (500 mm), as on a real SPECT/CT: the body lies inside
+both.
+
+Time stamps: the injection date/time is an aware ``datetime``; DICOM local times are written in
+Swedish civil time (CET +0100 / CEST +0200, EU daylight-saving rule), see :func:`swedish_utc_offset`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Optional, Tuple
+
+import numpy as np
+
+from startnet.errors import InputError
+
+PRESETS = ("small", "clinical")
+UNITS = ("bqml", "counts")
+TOTAL_DOSE_UNITS = ("MBq", "Bq")
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """An axial image grid (identity direction) in LPS, centred on ``center_lps_mm``."""
+
+    size_xyz: Tuple[int, int, int]
+    spacing_mm: Tuple[float, float, float]
+    center_lps_mm: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def origin_lps_mm(self) -> Tuple[float, float, float]:
+        """Physical position of voxel (0, 0, 0)'s centre."""
+        return tuple(
+            float(c - 0.5 * (n - 1) * s) for c, n, s in zip(self.center_lps_mm, self.size_xyz, self.spacing_mm)
+        )
+
+    @property
+    def shape_zyx(self) -> Tuple[int, int, int]:
+        return (self.size_xyz[2], self.size_xyz[1], self.size_xyz[0])
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        return float(np.prod(self.spacing_mm)) / 1000.0
+
+    def axis_coordinates_mm(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """1-D physical coordinates of voxel centres along x, y and z."""
+        origin = self.origin_lps_mm
+        return tuple(
+            origin[a] + self.spacing_mm[a] * np.arange(self.size_xyz[a], dtype=np.float64) for a in range(3)
+        )
+
+
+_PRESET_GRIDS = {
+    "small": (GridSpec((128, 128, 98), (3.5, 3.5, 3.5)), GridSpec((64, 64, 48), (7.0, 7.0, 7.0))),
+    "clinical": (
+        GridSpec((512, 512, 312), (0.9765625, 0.9765625, 2.0)),
+        GridSpec((128, 128, 128), (4.7952, 4.7952, 4.7952)),
+    ),
+}
+
+
+def swedish_utc_offset(moment: datetime) -> timedelta:
+    """UTC offset of Swedish civil time at an aware ``moment``: +1 h (CET) or +2 h (CEST).
+
+    EU rule: summer time from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
+    Sunday of October. Implemented here so no time-zone database is needed.
+    """
+    if moment.tzinfo is None:
+        raise InputError(f"swedish_utc_offset: datetime {moment!r} has no time zone; expected an aware datetime")
+    utc = moment.astimezone(timezone.utc)
+
+    def last_sunday(year: int, month: int) -> datetime:
+        day = datetime(year, month + 1, 1, 1, 0, tzinfo=timezone.utc) - timedelta(days=1)
+        return day - timedelta(days=(day.weekday() - 6) % 7)
+
+    start = last_sunday(utc.year, 3)
+    end = last_sunday(utc.year, 10)
+    return timedelta(hours=2) if start <= utc < end else timedelta(hours=1)
+
+
+def to_swedish_local(moment: datetime) -> datetime:
+    """The same instant as an aware datetime in Swedish civil time (fixed-offset tzinfo)."""
+    offset = swedish_utc_offset(moment)
+    return moment.astimezone(timezone(offset))
+
+
+def format_utc_offset(offset: timedelta) -> str:
+    """DICOM TimezoneOffsetFromUTC text, e.g. ``+0100``."""
+    minutes = int(round(offset.total_seconds() / 60.0))
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+
+
+DEFAULT_INJECTION = datetime(2025, 5, 12, 9, 30, 0, tzinfo=timezone(timedelta(hours=2)))
+
+
+@dataclass
+class PhantomConfig:
+    """Everything that defines one synthetic 177Lu-DOTATOC cycle.
+
+    ``frame_duration_s`` is the whole SPECT acquisition time T (written as the top-level
+    ActualFrameDuration of the reconstruction); counts relate to activity by
+    ``N = CF * A(t_start) * (1 - exp(-lambda T)) / lambda`` (physical decay during the
+    acquisition, CF = ``calibration_cps_per_mbq``). ``projections_per_head`` only fills the
+    Rotation Information Sequence (per-projection time = T / projections_per_head).
+    """
+
+    preset: str = "small"
+    seed: int = 0
+    timepoints_h: Tuple[float, ...] = (4.0, 24.0, 96.0, 168.0)
+    injected_activity_mbq: float = 7400.0
+    noise: bool = True
+    blur: bool = True
+    motion: bool = True
+    units: str = "bqml"
+    calibration_cps_per_mbq: float = 5.5
+    frame_duration_s: float = 1200.0
+    projections_per_head: int = 30
+    psf_fwhm_mm: float = 11.0
+    ct_noise_hu: float = 15.0
+    max_shift_mm: float = 4.0
+    max_rotation_deg: float = 2.0
+    reference_index: int = 0
+    injection_datetime: Optional[datetime] = None
+    radionuclide_total_dose_units: str = "MBq"
+    patient_id: str = "STARTNET-PH-001"
+    patient_name: str = "Phantom^Digital"
+    patient_birth_date: str = "19580314"
+    patient_sex: str = "M"
+    institution_name: str = "START-NET Digital Phantom Hospital"
+    grid_override: Optional[Tuple[GridSpec, GridSpec]] = field(default=None, repr=False)
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` naming the field if a value is unusable."""
+        if self.preset not in PRESETS:
+            raise InputError(f"PhantomConfig.preset: {self.preset!r} is not one of {PRESETS}")
+        if self.units not in UNITS:
+            raise InputError(f"PhantomConfig.units: {self.units!r} is not one of {UNITS}")
+        if self.radionuclide_total_dose_units not in TOTAL_DOSE_UNITS:
+            raise InputError(
+                f"PhantomConfig.radionuclide_total_dose_units: {self.radionuclide_total_dose_units!r} "
+                f"is not one of {TOTAL_DOSE_UNITS}"
+            )
+        times = [float(t) for t in self.timepoints_h]
+        if not times or any(t <= 0 for t in times) or sorted(set(times)) != times:
+            raise InputError(
+                f"PhantomConfig.timepoints_h: {self.timepoints_h!r}; expected strictly increasing hours > 0"
+            )
+        if not 0 <= self.reference_index < len(times):
+            raise InputError(
+                f"PhantomConfig.reference_index: {self.reference_index} outside 0..{len(times) - 1}"
+            )
+        for name in ("injected_activity_mbq", "calibration_cps_per_mbq", "frame_duration_s", "psf_fwhm_mm"):
+            if not float(getattr(self, name)) > 0:
+                raise InputError(f"PhantomConfig.{name}: {getattr(self, name)!r}; expected a positive number")
+        for name in ("ct_noise_hu", "max_shift_mm", "max_rotation_deg"):
+            if float(getattr(self, name)) < 0:
+                raise InputError(f"PhantomConfig.{name}: {getattr(self, name)!r}; expected >= 0")
+        if self.projections_per_head < 1:
+            raise InputError(f"PhantomConfig.projections_per_head: {self.projections_per_head}; expected >= 1")
+        if self.injection_datetime is not None and self.injection_datetime.tzinfo is None:
+            raise InputError("PhantomConfig.injection_datetime: expected an aware datetime (with tzinfo)")
+
+    @property
+    def ct_grid(self) -> GridSpec:
+        return (self.grid_override or _PRESET_GRIDS[self.preset])[0]
+
+    @property
+    def spect_grid(self) -> GridSpec:
+        return (self.grid_override or _PRESET_GRIDS[self.preset])[1]
+
+    @property
+    def torso_half_length_mm(self) -> float:
+        """Half length of the patient's torso along z: inside the SPECT field of view with margin."""
+        spect = self.spect_grid
+        half = 0.5 * spect.size_xyz[2] * spect.spacing_mm[2]
+        return half - max(15.0, 2.0 * spect.spacing_mm[2]) - self.max_shift_mm
+
+    @property
+    def injection_datetime_utc(self) -> datetime:
+        moment = self.injection_datetime or DEFAULT_INJECTION
+        return moment.astimezone(timezone.utc)

@@ -1,0 +1,203 @@
+"""Build the digital phantom patient in memory: ``build_phantom(PhantomConfig) -> Phantom``.
+
+All images are SimpleITK images in LPS. ``Phantom.ct_hu`` and ``Phantom.labels`` are in the
+reference pose (the reference time point's space). Each :class:`PhantomTimepoint` holds its CT
+and SPECT in its own (moved) pose and ``true_transform`` mapping reference points to its space
+(see :mod:`startnet.phantom.motion`). Deterministic for a given configuration (seed included).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Dict, List, Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from startnet.errors import InputError
+from startnet.phantom import anatomy, motion, render
+from startnet.phantom.config import GridSpec, PhantomConfig
+from startnet.phantom.truth import (
+    CompartmentTruth,
+    activity_per_voxel_lut,
+    compartment_truths,
+    structure_truth,
+)
+
+CT_MIN_HU, CT_MAX_HU = -1024, 3071
+
+
+@dataclass
+class PhantomTimepoint:
+    """One SPECT/CT visit of the synthetic patient (images in this visit's pose)."""
+
+    index: int
+    hours_post_injection: float
+    acquisition_datetime: datetime  # aware, UTC
+    ct_hu: sitk.Image  # Int16 HU on the CT grid
+    spect_bqml: sitk.Image  # Float32 Bq/mL on the SPECT grid, blur/noise as configured
+    activity_true_bqml: sitk.Image  # Float32 Bq/mL, noise-free and unblurred (exact activity)
+    true_transform: sitk.Euler3DTransform  # reference physical point -> this time point's point
+    counts: Optional[sitk.Image] = None  # UInt16 reconstructed counts when units == "counts"
+    counts_per_mbq: float = 0.0  # expected counts per MBq at acquisition start (CF, T, decay)
+    total_activity_mbq: float = 0.0  # true activity in the patient at acquisition start
+
+
+@dataclass
+class Phantom:
+    config: PhantomConfig
+    ct_hu: sitk.Image  # reference time point's CT (Int16, LPS)
+    labels: sitk.Image  # UInt8 structure labels on the CT grid, reference pose
+    label_names: Dict[int, str]
+    timepoints: List[PhantomTimepoint]
+    injection_datetime: datetime  # aware, UTC
+    truth: Dict[str, object]
+    reference_index: int
+    compartments: np.ndarray = field(repr=False)  # internal (z, y, x) uint8 compartment map
+    compartment_truths: Dict[str, CompartmentTruth] = field(repr=False, default_factory=dict)
+    timings_s: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def structure_names(self) -> List[str]:
+        return [self.label_names[k] for k in sorted(self.label_names)]
+
+    def render_activity_bqml(self, index: int, structures: Optional[List[str]] = None,
+                             blur: bool = False) -> sitk.Image:
+        """Noise-free activity (Bq/mL) of the given structures (all if None) in time point ``index``."""
+        tp = self.timepoints[index]
+        lut = activity_per_voxel_lut(self.compartment_truths, tp.hours_post_injection)
+        if structures is not None:
+            unknown = [s for s in structures if s not in anatomy.STRUCTURE_LABELS]
+            if unknown:
+                raise InputError(f"Phantom.render_activity_bqml: unknown structures {unknown}")
+            keep = np.zeros(256, dtype=bool)
+            for c in anatomy.COMPARTMENTS:
+                keep[c.index] = c.structure in structures
+            lut = np.where(keep, lut, 0.0)
+        return _render(self.config, self.compartments, lut, tp.true_transform, blur)
+
+    def structure_fraction(self, index: int, structure: str) -> sitk.Image:
+        """Fraction (0..1) of each SPECT voxel's true activity that belongs to ``structure``.
+
+        For the noise-free, blur-free image, sum(image * fraction) * voxel volume is exactly the
+        structure's activity, whatever the partial-volume mixing at its border.
+        """
+        part = sitk.GetArrayViewFromImage(self.render_activity_bqml(index, [structure]))
+        total = sitk.GetArrayViewFromImage(self.timepoints[index].activity_true_bqml)
+        fraction = np.divide(part, total, out=np.zeros(part.shape, dtype=np.float32), where=total > 0)
+        return _image(np.clip(fraction, 0.0, 1.0).astype(np.float32), self.config.spect_grid)
+
+
+def _image(array: np.ndarray, grid: GridSpec) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(grid.spacing_mm)
+    image.SetOrigin(grid.origin_lps_mm)
+    image.SetDirection((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    return image
+
+
+def _render(config: PhantomConfig, compartments: np.ndarray, lut: np.ndarray,
+            transform: sitk.Euler3DTransform, blur: bool) -> sitk.Image:
+    matrix, offset = motion.affine_parts(transform)
+    activity = render.splat_activity(compartments, lut, config.ct_grid, config.spect_grid, matrix, offset)
+    bqml = activity * 1.0e6 / config.spect_grid.voxel_volume_ml
+    if blur:
+        bqml = render.gaussian_psf(bqml, config.spect_grid.spacing_mm, config.psf_fwhm_mm)
+    return _image(bqml.astype(np.float32), config.spect_grid)
+
+
+def _moved_ct(hu_ref: sitk.Image, transform: sitk.Euler3DTransform, table: np.ndarray, noise_hu: float,
+              rng: np.random.Generator) -> sitk.Image:
+    if transform.GetParameters() == (0.0,) * 6:
+        array = sitk.GetArrayFromImage(hu_ref)
+    else:
+        moved = sitk.Resample(hu_ref, hu_ref, transform.GetInverse(), sitk.sitkLinear, anatomy.AIR_HU,
+                              sitk.sitkFloat32)
+        array = sitk.GetArrayFromImage(moved)
+    array[:, table] = anatomy.TABLE_HU  # the table does not move with the patient
+    if noise_hu > 0:
+        array += noise_hu * rng.standard_normal(array.shape, dtype=np.float32)
+    np.clip(array, CT_MIN_HU, CT_MAX_HU, out=array)
+    out = sitk.GetImageFromArray(np.rint(array).astype(np.int16))
+    out.CopyInformation(hu_ref)
+    return out
+
+
+def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
+    """Build the synthetic patient, its time points and its ground truth (see module docstring)."""
+    config = config or PhantomConfig()
+    config.validate()
+    timings: Dict[str, float] = {}
+    start = time.perf_counter()
+    ct_grid, spect_grid = config.ct_grid, config.spect_grid
+    comp = anatomy.paint_compartments(ct_grid, config.torso_half_length_mm)
+    counts = np.bincount(comp.ravel(), minlength=256)
+    truths = compartment_truths(counts, ct_grid.voxel_volume_ml, config.injected_activity_mbq)
+    hu_ref = _image(anatomy.hu_lut()[comp], ct_grid)
+    labels = _image(anatomy.structure_lut()[comp], ct_grid)
+    table = anatomy.table_mask(ct_grid)
+    timings["anatomy"] = time.perf_counter() - start
+
+    hours = [float(h) for h in config.timepoints_h]
+    transforms = motion.motion_transforms(len(hours), config.reference_index, config.seed, config.max_shift_mm,
+                                          config.max_rotation_deg, config.motion)
+    seeds = np.random.SeedSequence([int(config.seed), 1177]).spawn(2 * len(hours))
+    injection = config.injection_datetime_utc
+    counts_per_mbq = render.counts_per_mbq(config.calibration_cps_per_mbq, config.frame_duration_s)
+    counts_per_bqml = spect_grid.voxel_volume_ml * 1.0e-6 * counts_per_mbq
+    timepoints = []
+    t_ct = t_spect = 0.0
+    for index, (h, transform) in enumerate(zip(hours, transforms)):
+        t0 = time.perf_counter()
+        ct = _moved_ct(hu_ref, transform, table, config.ct_noise_hu if config.noise else 0.0,
+                       np.random.default_rng(seeds[2 * index]))
+        t1 = time.perf_counter()
+        lut = activity_per_voxel_lut(truths, h)
+        true_img = _render(config, comp, lut, transform, blur=False)
+        expected = sitk.GetArrayFromImage(true_img).astype(np.float64)
+        if config.blur:
+            expected = render.gaussian_psf(expected, spect_grid.spacing_mm, config.psf_fwhm_mm)
+        expected_counts = np.maximum(expected, 0.0) * counts_per_bqml
+        if config.noise:
+            measured = np.random.default_rng(seeds[2 * index + 1]).poisson(expected_counts).astype(np.float64)
+        else:
+            measured = expected_counts
+        counts_img = None
+        if config.units == "counts":
+            rounded = np.rint(measured)
+            if rounded.max() > np.iinfo(np.uint16).max:
+                raise InputError(
+                    f"PhantomConfig: time point {h} h would need {rounded.max():.0f} counts in a voxel (> 65535); "
+                    "lower calibration_cps_per_mbq or frame_duration_s")
+            counts_img = _image(rounded.astype(np.uint16), spect_grid)
+        spect = _image((measured / counts_per_bqml).astype(np.float32), spect_grid)
+        t_spect += time.perf_counter() - t1
+        t_ct += t1 - t0
+        timepoints.append(PhantomTimepoint(
+            index=index, hours_post_injection=h, acquisition_datetime=injection + timedelta(hours=h), ct_hu=ct,
+            spect_bqml=spect, activity_true_bqml=true_img, true_transform=transform, counts=counts_img,
+            counts_per_mbq=counts_per_mbq,
+            total_activity_mbq=float(sum(t.tac.activity_mbq(h) for t in truths.values()))))
+    timings["ct_timepoints"] = t_ct
+    timings["spect_timepoints"] = t_spect
+
+    t0 = time.perf_counter()
+    truth = structure_truth(truths, comp, hours, ct_grid.voxel_volume_ml, ct_grid.spacing_mm,
+                            config.injected_activity_mbq)
+    truth["timepoints"] = [
+        {"index": tp.index, "hours_post_injection": tp.hours_post_injection,
+         "acquisition_datetime_utc": tp.acquisition_datetime.isoformat(),
+         "total_activity_mbq": tp.total_activity_mbq,
+         "true_transform": motion.transform_to_dict(tp.true_transform)}
+        for tp in timepoints]
+    truth["injection"] = {"datetime_utc": injection.isoformat(), "activity_mbq": config.injected_activity_mbq}
+    truth["reference_index"] = config.reference_index
+    timings["truth"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - start
+    label_names = {v: k for k, v in anatomy.STRUCTURE_LABELS.items()}
+    return Phantom(config=config, ct_hu=timepoints[config.reference_index].ct_hu, labels=labels,
+                   label_names=label_names, timepoints=timepoints, injection_datetime=injection, truth=truth,
+                   reference_index=config.reference_index, compartments=comp, compartment_truths=truths,
+                   timings_s=timings)
