@@ -5,8 +5,11 @@ Per voxel inside ``mask`` (T time points, T >= 2), closed form, no iterations:
 1. Peak index ``ip`` = argmax of the voxel's values. Non-finite values count as missing.
 2. If the peak is below the threshold (``min_peak_mbq``, default ``min_peak_fraction`` of the
    largest voxel value of the whole array) the voxel is *low-count* -> fallback (step 5).
-3. Tail fit: weighted log-linear regression of ln A on t over the positive points from the peak
-   on (weights A_i, i.e. Poisson-like variance; >= 2 points needed), giving A = a e^{-k t}.
+3. Tail fit over the points from the peak on (>= 2 positive points needed), A = a e^{-k t}:
+   start from a log-linear regression of ln A on the positive points (weights A_i), then
+   ``irls_iterations`` (default 4) steps of Poisson-GLM iteratively reweighted least squares
+   (log link; variance proportional to the mean, as for SPECT counts; zeros and negative values
+   take part, which removes the upward bias of log-linear fits at low counts).
    Physical constraint: k < lambda_phys is set to lambda_phys and a refitted with that slope
    (counted in ``n_constrained``). k > ``max_rate_per_h`` (default ln2/1 h: faster than any
    late clearance, i.e. noise) -> fallback.
@@ -73,7 +76,7 @@ class VoxelFitResult:
 
 
 @numba.njit(parallel=True, cache=True)
-def _fit_kernel(times, act, mask, lam, min_peak, max_rate, labels, has_labels, default_label,
+def _fit_kernel(times, act, mask, lam, min_peak, max_rate, n_irls, labels, has_labels, default_label,
                 shape_vals, shape_norm, shape_tia, shape_k, tia_out, code_out, k_out):  # pragma: no cover
     n_t = times.shape[0]
     n_vox = act.shape[1]
@@ -120,12 +123,44 @@ def _fit_kernel(times, act, mask, lam, min_peak, max_rate, labels, has_labels, d
             det = sw * swtt - swt * swt
             if npos >= 2 and det > 0.0:
                 slope = (sw * swty - swt * swy) / det
+                lna = (swy - slope * swt) / sw
+                # Poisson-GLM IRLS (log link): working response z = eta + (v - mu)/mu, weight mu;
+                # uses every point from the peak on, zeros and negatives included.
+                for _ in range(n_irls):
+                    sw = 0.0
+                    swt = 0.0
+                    swtt = 0.0
+                    swy = 0.0
+                    swty = 0.0
+                    for t in range(ip, n_t):
+                        v = act[t, i]
+                        if np.isfinite(v):
+                            eta = lna + slope * times[t]
+                            if eta > 700.0 or eta < -700.0:
+                                continue
+                            mu = math.exp(eta)
+                            z = eta + (v - mu) / mu
+                            sw += mu
+                            swt += mu * times[t]
+                            swtt += mu * times[t] * times[t]
+                            swy += mu * z
+                            swty += mu * times[t] * z
+                    det = sw * swtt - swt * swt
+                    if not (det > 1e-12 * sw * swtt) or not (sw > 0.0):
+                        break
+                    new_slope = (sw * swty - swt * swy) / det
+                    new_lna = (swy - new_slope * swt) / sw
+                    converged = abs(new_slope - slope) <= 1e-7 * abs(new_slope) + 1e-12 and abs(new_lna - lna) <= 1e-7
+                    slope = new_slope
+                    lna = new_lna
+                    if converged:
+                        break
                 k = -slope
                 if k < lam:
                     k = lam
                     n_constrained += 1
-                lna = (swy + k * swt) / sw
-                if k <= max_rate and lna < 700.0:
+                    lna = (swy + k * swt) / sw
+                if k <= max_rate and lna < 700.0 and np.isfinite(lna):
                     a = math.exp(lna)
                     if ip == 0:
                         tia = a / k
@@ -176,6 +211,7 @@ def fit_voxels(
     min_peak_mbq: Optional[float] = None,
     min_peak_fraction: float = 0.01,
     max_rate_per_h: float = DEFAULT_MAX_RATE_PER_H,
+    irls_iterations: int = 4,
     structure_fits: Union[None, TacFit, Mapping[int, TacFit]] = None,
     labels: Optional[np.ndarray] = None,
 ) -> VoxelFitResult:
@@ -211,7 +247,8 @@ def fit_voxels(
     k = np.empty(n, dtype=np.float32)
     n_constrained, n_nonfinite = _fit_kernel(
         t, flat, mask_flat, nuclide.decay_constant_per_h, float(min_peak_mbq), float(max_rate_per_h),
-        lab_flat, has_labels, default_label, shape_vals, shape_norm, shape_tia, shape_k, tia, code, k)
+        int(irls_iterations), lab_flat, has_labels, default_label, shape_vals, shape_norm, shape_tia, shape_k,
+        tia, code, k)
     counts_arr = np.bincount(code, minlength=5)
     counts = {c: int(counts_arr[c]) for c in MODEL_CODES}
     warnings = []
