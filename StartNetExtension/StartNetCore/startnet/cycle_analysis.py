@@ -1,0 +1,251 @@
+"""Kinetics, dose, BED and uncertainty of every structure of one registered cycle.
+
+Steps (each a function of ``startnet.kinetics`` / ``startnet.dosimetry``):
+
+1. CT on the reference SPECT grid (mean over each SPECT voxel) -> mass density (g/mL).
+2. Per structure: activity (MBq) at each time point, divided by the recovery coefficient of its
+   volume when recovery correction is on; TAC fit (model chosen by AICc, or single time point).
+3. Per voxel: TIA map (MBq.h per voxel) from the per-voxel fits inside the body. Inside each
+   structure the voxel TIA is scaled so that it sums to the structure's (recovery-corrected) fitted
+   TIA: the voxel map keeps the distribution, the structure fit carries the amount. The factor
+   is recorded per structure (``voxel_tia_scale``).
+4. Dose map with the chosen method (led | vsv | vsv-density), structure statistics, DVH.
+5. BED with the structure's fitted time course (general G factor), EQD2, GUM uncertainty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+
+from startnet.errors import InputError
+from startnet.physics.lu177 import LU177
+
+# BED parameters (alpha/beta Gy, repair half-time h) by structure-name prefix. Kidneys from
+# REFERENCE.md section 3; tumours and other organs are common assumptions, recorded in results.
+BED_PARAMETERS: Tuple[Tuple[str, float, float], ...] = (
+    ("kidney", 2.6, 2.8),
+    ("tumour", 10.0, 1.5),
+    ("tumor", 10.0, 1.5),
+    ("", 3.0, 1.5),
+)
+V_THRESHOLDS_GY = (5.0, 10.0, 20.0, 23.0, 30.0)
+
+
+def bed_parameters_for(name: str) -> Tuple[float, float]:
+    for prefix, alpha_beta, t_rep in BED_PARAMETERS:
+        if name.lower().startswith(prefix):
+            return alpha_beta, t_rep
+    return BED_PARAMETERS[-1][1:]
+
+
+@dataclass
+class StructureAnalysis:
+    structure_results: OrderedDict[str, Dict[str, Any]]
+    fits: Dict[str, Any]
+    activity_mbq: Dict[str, np.ndarray]
+    dose_gy: sitk.Image
+    electron_gy: sitk.Image
+    photon_gy: sitk.Image
+    tia_mbq_h: sitk.Image
+    bed_gy: sitk.Image
+    ct_hu_on_grid: Optional[sitk.Image]
+    density_g_per_ml: sitk.Image
+    dvhs: Dict[str, Tuple[np.ndarray, np.ndarray]]
+    warnings: List[str] = field(default_factory=list)
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+
+def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
+    image.CopyInformation(reference)
+    return image
+
+
+def _finite(value: float, digits: int = 4) -> Optional[float]:
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def activity_stack_mbq(images: List[sitk.Image]) -> np.ndarray:
+    """(T, z, y, x) float32 MBq per voxel from Bq/mL images on one grid."""
+    voxel_ml = float(np.prod(images[0].GetSpacing())) / 1000.0
+    return np.stack([sitk.GetArrayViewFromImage(im).astype(np.float32) * np.float32(voxel_ml * 1e-6)
+                     for im in images])
+
+
+def analyse_structures(registered, structures, *, method: str, recovery_correction: bool = True,
+                       progress=None) -> StructureAnalysis:
+    from startnet.dosimetry import (
+        compute_dose,
+        ct_on_grid,
+        get_kernel,
+        hu_to_density_g_per_ml,
+        structure_dose_stats,
+    )
+    from startnet.dosimetry.bed import bed_map, g_map_from_rates, structure_bed
+    from startnet.dosimetry.uncertainty import structure_uncertainty, volume_sd_from_boundary
+    from startnet.kinetics import fit_tac, fit_voxels
+    from startnet.segmentation import default_recovery_curve
+
+    grid = registered.reference_grid
+    spacing = grid.GetSpacing()
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    times = np.asarray(registered.times_h, dtype=float)
+    stack = activity_stack_mbq(registered.activity_bqml)
+    warnings: List[str] = []
+
+    ct_grid = ct_on_grid(registered.ct_hu, grid) if registered.ct_hu is not None else None
+    if ct_grid is None:
+        warnings.append("no CT: unit density (water) assumed for masses and dose")
+        density = np.ones(stack.shape[1:], np.float32)
+    else:
+        density = np.asarray(hu_to_density_g_per_ml(sitk.GetArrayViewFromImage(ct_grid)), dtype=np.float32)
+
+    recovery = default_recovery_curve() if recovery_correction else None
+    fits: Dict[str, Any] = {}
+    activities: Dict[str, np.ndarray] = {}
+    rc_values: Dict[str, float] = {}
+    for name, mask in structures.masks.items():
+        volume_ml = float(mask.sum()) * voxel_ml
+        measured = stack[:, mask].sum(axis=1, dtype=np.float64)
+        rc = float(recovery.rc(volume_ml)) if recovery is not None else 1.0
+        rc_values[name] = rc
+        activities[name] = measured / rc
+        if not np.any(activities[name] > 0):
+            raise InputError(f"structure '{name}' has no activity at any time point: is the segmentation on the "
+                             "reference time point's anatomy?")
+        fits[name] = fit_tac(times, activities[name], structure=name)
+        warnings += [f"{name}: {w}" for w in fits[name].warnings]
+    if progress is not None:
+        progress.update(0.4, "per-voxel fits")
+
+    body = _body_mask(ct_grid, stack)
+    labels = np.zeros(stack.shape[1:], np.int32)
+    label_fits = {}
+    for index, name in enumerate(structures.masks, start=1):
+        labels[structures.masks[name]] = index
+        label_fits[index] = fits[name]
+    if len(times) >= 2:
+        voxel = fit_voxels(times, stack, body, structure_fits=label_fits, labels=labels)
+        tia = voxel.tia_mbq_h.astype(np.float32)
+        k_map = voxel.k_per_h
+        warnings += voxel.warnings
+        voxel_counts = {str(code): int(n) for code, n in voxel.counts.items()}
+    else:
+        tia, k_map = _single_timepoint_voxel_tia(stack[0], body, labels, label_fits, times[0])
+        voxel_counts = {"single_time_point": int(body.sum())}
+        warnings.append("one time point only: per-voxel TIA scaled from each structure's single-time-point estimate")
+
+    scales = {}
+    for name, mask in structures.masks.items():
+        voxel_sum = float(tia[mask].sum(dtype=np.float64))
+        scales[name] = fits[name].tia_mbq_h / voxel_sum if voxel_sum > 0 else float("nan")
+        if voxel_sum > 0:
+            tia[mask] *= np.float32(scales[name])
+    if progress is not None:
+        progress.update(1.0, "kinetics done")
+        progress.stage("dose", f"absorbed dose ({method})")
+
+    kernel = get_kernel(tuple(float(s) for s in spacing)) if method != "led" else None
+    dose = compute_dose(method, tia, voxel_ml=voxel_ml, density_g_per_ml=density, kernel=kernel)
+    total = np.asarray(dose.total_gy, dtype=np.float32)
+    kidney_ab, kidney_trep = bed_parameters_for("kidney")
+    bed = bed_map(total, g_map_from_rates(k_map, kidney_trep), kidney_ab)
+
+    results: OrderedDict[str, Dict[str, Any]] = OrderedDict()
+    dvhs = {}
+    for name, mask in structures.masks.items():
+        fit = fits[name]
+        stats = structure_dose_stats(total, mask, v_thresholds_gy=V_THRESHOLDS_GY)
+        volume_ml, volume_sd_ml = volume_sd_from_boundary(mask, spacing)
+        mass_g = float(density[mask].sum(dtype=np.float64)) * voxel_ml
+        alpha_beta, t_rep = bed_parameters_for(name)
+        bed_result = structure_bed(name, float(stats.mean_gy), fit, alpha_beta, t_rep)
+        budget = structure_uncertainty(name, tia_mbq_h=fit.tia_mbq_h, tia_fit_sd_mbq_h=fit.tia_sd_mbq_h,
+                                       volume_ml=volume_ml, volume_sd_ml=volume_sd_ml, dose_gy=float(stats.mean_gy),
+                                       recovery=recovery if recovery_correction else None)
+        dvhs[name] = (np.asarray(stats.dvh_dose_gy), np.asarray(stats.dvh_volume_fraction))
+        results[name] = {
+            "volume_ml": _finite(volume_ml, 3), "mass_g": _finite(mass_g, 3),
+            "activity_mbq": [_finite(a, 4) for a in activities[name]],
+            "recovery_coefficient": _finite(rc_values[name], 4),
+            "tia_mbq_h": _finite(fit.tia_mbq_h, 3), "tia_sd_mbq_h": _finite(budget.tia.combined_sd, 3),
+            "mean_gy": _finite(stats.mean_gy), "min_gy": _finite(stats.min_gy), "max_gy": _finite(stats.max_gy),
+            "median_gy": _finite(stats.median_gy), "d2_gy": _finite(stats.d2_gy), "d50_gy": _finite(stats.d50_gy),
+            "d98_gy": _finite(stats.d98_gy),
+            "v_gy": {f"{k:g}": _finite(v, 4) for k, v in stats.v_gy.items()},
+            "electron_mean_gy": _finite(float(np.asarray(dose.electron_gy)[mask].mean())),
+            "photon_mean_gy": _finite(float(np.asarray(dose.photon_gy)[mask].mean())),
+            "bed_gy": _finite(bed_result.bed_gy), "eqd2_gy": _finite(bed_result.eqd2_gy),
+            "bed_alpha_beta_gy": alpha_beta, "bed_t_rep_h": t_rep, "bed_g_factor": _finite(bed_result.g_factor, 6),
+            "uncertainty_pct": _finite(100.0 * budget.dose.combined_rel_sd, 2),
+            "uncertainty_gy": _finite(budget.dose.combined_sd),
+            "uncertainty_budget": [{"component": c.name, "relative_pct": _finite(100 * c.contribution_rel, 3)}
+                                   for c in budget.dose.components],
+            "fit_model": fit.model, "fit_selection": fit.selection_reason,
+            "effective_half_life_h": _finite(fit.effective_half_life_h, 3),
+            "voxel_tia_scale": _finite(scales[name], 4),
+        }
+    provenance = {
+        "kinetics": {"structure_models": {n: f.model for n, f in fits.items()}, "voxel_model_counts": voxel_counts,
+                     "voxel_tia": "per-voxel fits, scaled inside each structure to its fitted TIA",
+                     "recovery_correction": getattr(recovery, "source", None) if recovery else "off"},
+        "dose": {"method": method, "kernel": getattr(kernel, "provenance", None), "nuclide": LU177.name,
+                 "density": "CT HU -> density curve" if ct_grid is not None else "water"},
+        "bed": {"by_prefix": [list(p) for p in BED_PARAMETERS], "voxel_map": "kidney parameters, voxel clearance rate"},
+        "uncertainty": "GUM: calibration factor, recovery coefficient, volume (one-voxel boundary), fit covariance",
+    }
+    electron = _image_like(np.asarray(dose.electron_gy), grid)
+    photon = _image_like(np.asarray(dose.photon_gy), grid)
+    return StructureAnalysis(results, fits, activities, _image_like(total, grid), electron, photon,
+                             _image_like(tia, grid), _image_like(bed, grid), ct_grid, _image_like(density, grid),
+                             dvhs, warnings, provenance)
+
+
+def _body_mask(ct_grid: Optional[sitk.Image], stack: np.ndarray) -> np.ndarray:
+    if ct_grid is not None:
+        body = sitk.GetArrayViewFromImage(ct_grid) > -500
+        if body.any():
+            return np.ascontiguousarray(body)
+    return np.ascontiguousarray(stack.max(axis=0) > 0)
+
+
+def _single_timepoint_voxel_tia(activity: np.ndarray, body, labels, label_fits, time_h: float):
+    """TIA map from one time point: each structure's TIA/A ratio, Haenscheid elsewhere."""
+    from startnet.kinetics import haenscheid_tia
+
+    tia = np.zeros(activity.shape, np.float32)
+    k_map = np.zeros(activity.shape, np.float32)
+    ratio_outside = haenscheid_tia(1.0, float(time_h))
+    tia[body] = activity[body] * np.float32(ratio_outside)
+    k_map[body] = np.float32(math.log(2.0) / (float(time_h) / 1.0))
+    for label, fit in label_fits.items():
+        region = labels == label
+        measured = float(fit.activity_mbq[0])
+        if measured > 0:
+            tia[region] = activity[region] * np.float32(fit.tia_mbq_h / measured)
+            k_map[region] = np.float32(math.log(2.0) / fit.effective_half_life_h)
+    return tia, k_map
+
+
+def kidneys_summary(structure_results) -> Dict[str, Any]:
+    """Mass-weighted mean kidney dose, BED and uncertainty over the kidneys present."""
+    kidneys = [(name, r) for name, r in structure_results.items() if name in ("kidney_left", "kidney_right")]
+    if not kidneys:
+        return {"kidneys_mean_gy": None, "kidneys_bed_gy": None, "kidneys_uncertainty_pct": None,
+                "kidneys_included": []}
+    masses = np.array([r["mass_g"] for _, r in kidneys], dtype=float)
+    weights = masses / masses.sum()
+    mean = float(np.dot(weights, [r["mean_gy"] for _, r in kidneys]))
+    bed = float(np.dot(weights, [r["bed_gy"] for _, r in kidneys]))
+    # fully correlated calibration dominates: combine absolute uncertainties linearly (conservative)
+    unc_gy = float(np.dot(weights, [r["uncertainty_gy"] for _, r in kidneys]))
+    return {"kidneys_mean_gy": round(mean, 4), "kidneys_bed_gy": round(bed, 4),
+            "kidneys_uncertainty_pct": round(100.0 * unc_gy / mean, 2) if mean > 0 else None,
+            "kidneys_uncertainty_gy": round(unc_gy, 4), "kidneys_included": [n for n, _ in kidneys]}

@@ -1,0 +1,98 @@
+"""``startnet run`` (one cycle from DICOM) and ``startnet demo`` (the phantom patient end to end)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+
+from startnet.errors import InputError
+
+
+def _aware_datetime(text: str) -> _dt.datetime:
+    try:
+        value = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time (e.g. 2026-03-02T09:15:00+01:00)") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add one, e.g. +01:00")
+    return value
+
+
+def register(subparsers) -> None:
+    run = subparsers.add_parser("run", help="dosimetry of one cycle from a folder of DICOM files",
+                                description="One 177Lu cycle: DICOM -> registered activity -> structures -> "
+                                            "kinetics -> absorbed dose, BED, uncertainty -> outputs.")
+    run.add_argument("input_dir", metavar="INPUT_DIR", help="folder with the cycle's SPECT/CT DICOM files")
+    run.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder (created if needed)")
+    run.add_argument("--segmentation", metavar="FILE", help=".seg.nrrd, DICOM SEG, or labelmap (.nii/.nii.gz/.nrrd)")
+    run.add_argument("--labels", metavar="LABELS.json", help="label value -> structure name (for a labelmap)")
+    run.add_argument("--reference-timepoint", type=int, metavar="N",
+                     help="reference time point index in chronological order (default: closest to 24 h)")
+    run.add_argument("--calibration-cps-per-mbq", type=float, metavar="X",
+                     help="camera calibration factor for count images (overrides the headers)")
+    run.add_argument("--method", choices=("led", "vsv", "vsv-density"), default="vsv-density",
+                     help="dose engine (default vsv-density)")
+    run.add_argument("--injection-datetime", type=_aware_datetime, metavar="ISO",
+                     help="override the injection date/time (with UTC offset)")
+    run.add_argument("--injected-activity-mbq", type=float, metavar="X", help="override the injected activity")
+    run.add_argument("--trial-db", metavar="URL", help="record the cycle in this trial database")
+    run.add_argument("--patient", metavar="ID", help="trial patient ID (pseudonym)")
+    run.add_argument("--cycle", type=int, metavar="N", help="cycle number")
+    run.add_argument("--no-recovery-correction", action="store_true", help="do not divide by recovery coefficients")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
+
+    demo = subparsers.add_parser("demo", help="phantom patient -> DICOM -> startnet run -> summary vs truth")
+    demo.add_argument("--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)")
+    demo.add_argument("--preset", choices=("small", "clinical"), default="small")
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--method", choices=("led", "vsv", "vsv-density"), default="vsv-density")
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(handler=_demo)
+
+
+def _run(args) -> int:
+    from startnet.pipeline import RunOptions, run_cycle
+    from startnet.progress import terminal_progress
+
+    if (args.patient or args.cycle is not None) and not args.trial_db:
+        raise InputError("--patient/--cycle are only used with --trial-db URL")
+    options = RunOptions(
+        input_dir=args.input_dir, out_dir=args.out, segmentation_path=args.segmentation, labels_path=args.labels,
+        reference_timepoint=args.reference_timepoint, calibration_cps_per_mbq=args.calibration_cps_per_mbq,
+        method=args.method, injection_datetime=args.injection_datetime,
+        injected_activity_mbq=args.injected_activity_mbq, patient_id=args.patient, cycle=args.cycle,
+        trial_db=args.trial_db, recovery_correction=not args.no_recovery_correction,
+    )
+    result = run_cycle(options, None if args.quiet else terminal_progress())
+    print(summary_text(result.results))
+    return 0
+
+
+def summary_text(results) -> str:
+    lines = [f"cycle dosimetry ({results['method']}), injected {results['injected_activity_mbq'] / 1000:.2f} GBq, "
+             f"{len(results['timepoints'])} time points"]
+    for name, s in results["structures"].items():
+        lines.append(f"  {name:<16} mean {s['mean_gy']:7.2f} Gy +/- {s['uncertainty_pct']:4.1f} %   "
+                     f"BED {s['bed_gy']:7.2f} Gy   TIA {s['tia_mbq_h']:10.1f} MBq.h  ({s['fit_model']})")
+    if results.get("kidneys_mean_gy") is not None:
+        lines.append(f"kidneys (mass-weighted): {results['kidneys_mean_gy']:.2f} Gy, "
+                     f"BED {results['kidneys_bed_gy']:.2f} Gy")
+    trial = results.get("trial")
+    if trial:
+        nxt = trial["next_cycle"]
+        lines.append(f"trial: cumulative kidney {trial['cumulative_kidney_gy']:.2f} of {trial['limit_gy']:.1f} Gy; "
+                     f"next cycle {'allowed' if nxt['allowed'] else 'NOT allowed'}"
+                     + (f", max {nxt['max_activity_gbq']:.2f} GBq, {nxt['earliest_date']} .. {nxt['latest_date']}"
+                        if nxt["allowed"] else "") + f" ({nxt['reason']})")
+    for warning in results.get("warnings", []):
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines)
+
+
+def _demo(args) -> int:
+    from startnet.demo import run_demo
+
+    return run_demo(args.out, preset=args.preset, seed=args.seed, method=args.method, quiet=args.quiet,
+                    stream=sys.stdout)
