@@ -267,3 +267,14 @@ def test_cli_inspect_prints_timepoints_and_clean_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == DicomInputError.exit_code
     assert err.startswith("error: ") and "--calibration-cps-per-mbq" in err and "Traceback" not in err
+
+
+def test_frames_not_matching_slices_and_gated_spect(tmp_path):
+    written = one_timepoint(tmp_path / "ew", mutate=lambda ds: setattr(ds, "NumberOfSlices", 3))
+    with pytest.raises(DicomInputError, match="NumberOfFrames \\(0028,0008\\) 6 differs from NumberOfSlices") as err:
+        load_cycle(str(tmp_path / "ew"))
+    assert written["spect"] in str(err.value)
+    gated = ["ORIGINAL", "PRIMARY", "RECON GATED TOMO", "EMISSION"]
+    one_timepoint(tmp_path / "gated", mutate=lambda ds: setattr(ds, "ImageType", gated))
+    disc = discover(str(tmp_path / "gated"))
+    assert [s.reason for s in disc.ignored_series] == ["gated SPECT (ImageType GATED TOMO) is not used for dosimetry"]

@@ -221,3 +221,16 @@ def test_overrides_recorded_and_used(tmp_path):
     assert cycle.overrides_applied["injection_datetime"] == injection.isoformat()
     assert cycle.injection_source == "override"
     assert os.path.isdir(cycle.input_dir)
+
+
+def test_total_dose_written_in_mbq_or_bq(tmp_path):
+    vol = stored_volume()
+    f.spect_and_ct(str(tmp_path / "mbq"), vol, acquisition=INJ + dt.timedelta(hours=4), injection=INJ,
+                   activity_bq=7412.5)  # NM Isotope module unit (MBq)
+    f.spect_and_ct(str(tmp_path / "bq"), vol, acquisition=INJ + dt.timedelta(hours=4), injection=INJ,
+                   activity_bq=7.4125e9)  # PET-style unit (Bq)
+    mbq = load_cycle(str(tmp_path / "mbq"))
+    bq = load_cycle(str(tmp_path / "bq"))
+    assert mbq.injected_activity_mbq == pytest.approx(7412.5)
+    assert bq.injected_activity_mbq == pytest.approx(7412.5)
+    assert "read as MBq" in mbq.activity_source and "read as Bq" in bq.activity_source

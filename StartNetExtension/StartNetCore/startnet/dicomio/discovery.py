@@ -95,7 +95,9 @@ def classify(ds) -> Tuple[str, str]:
     if modality in ("SR", "KO", "PR", "REG", "SEG", "RTSTRUCT", "RTDOSE", "RTPLAN", "DOC"):
         return "ignored", f"modality {modality} is not an image used for dosimetry"
     if modality == "NM" or sop == NM_IMAGE:
-        if "RECON TOMO" in image_type or "RECON GATED TOMO" in image_type:
+        if "RECON GATED TOMO" in image_type or "GATED TOMO" in image_type:
+            return "ignored", "gated SPECT (ImageType GATED TOMO) is not used for dosimetry"
+        if "RECON TOMO" in image_type:
             if "TRANSMISSION" in image_type:
                 return "ignored", "NM transmission reconstruction (not emission)"
             return "spect", "NM emission reconstruction (ImageType RECON TOMO)"

@@ -121,6 +121,11 @@ def _load_spect(cand: _Candidate, injection_utc, half_life, overrides: Overrides
     label = f"SPECT series {info.series_uid}"
     if len(info.files) == 1:
         stored = read_frames(cand.ds, cand.path)
+        n_slices = getattr(cand.ds, "NumberOfSlices", None)
+        if n_slices not in (None, "") and int(n_slices) != stored.shape[0]:
+            raise DicomInputError(f"{cand.path}: NumberOfFrames (0028,0008) {stored.shape[0]} differs from "
+                                  f"NumberOfSlices (0054,0081) {n_slices} (several energy windows or gates "
+                                  "in one reconstruction are not supported)")
         grid = nm_multiframe_grid(cand.ds, cand.path, warnings)
         slopes, intercepts = frame_rescale(cand.ds, stored.shape[0])
         mapping = rwvm_bqml(cand.ds, cand.path)

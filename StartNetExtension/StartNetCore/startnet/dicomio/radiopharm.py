@@ -5,7 +5,8 @@ Sources, in order (REFERENCE.md section 5), each recorded in the result:
   (0018,1072) whose date is not in the header: it is taken as the latest such clock time not
   after the cycle's first SPECT acquisition (assumes the first scan is within 24 h of
   injection; a warning says so and ``Overrides.injection_datetime`` replaces it);
-- activity: RadionuclideTotalDose (0018,1074) in Bq;
+- activity: RadionuclideTotalDose (0018,1074), read as Bq when >= 1e5 else as MBq (the PET module
+  says Bq, the NM Isotope module MBq; a therapy activity is unambiguous either way);
 - nuclide: Radionuclide Code Sequence (0054,0300) code SCT 447553000 (177Lu) or a code meaning
   naming Lu-177, and RadionuclideHalfLife (0018,1075) in s within 1 % of 159.528 h; a header
   half-life within that tolerance is used for decay corrections (vendor values differ by
@@ -42,6 +43,7 @@ class Radiopharm:
     half_life_s: Optional[float]
     nuclide_text: str
     context: TimeContext
+    activity_unit: str = ""
 
 
 def read_radiopharm(ds, path: str, ctx: TimeContext, nuclide: Nuclide) -> Radiopharm:
@@ -62,12 +64,13 @@ def read_radiopharm(ds, path: str, ctx: TimeContext, nuclide: Nuclide) -> Radiop
             time_only = parse_tm(tm_text, path, f"RadiopharmaceuticalStartTime (0018,1072) in {SEQ}")
             source = f"RadiopharmaceuticalStartTime (0018,1072) in {path}, date inferred"
     activity_mbq = None
+    activity_unit = ""
     half_life_s = None
     nuclide_text = ""
     if item is not None:
         total = getattr(item, "RadionuclideTotalDose", None)
         if total not in (None, ""):
-            activity_mbq = float(total) / 1e6
+            activity_mbq, activity_unit = total_dose_mbq(float(total))
             if not activity_mbq > 0:
                 raise DicomInputError(f"{path}: RadionuclideTotalDose (0018,1074) in {SEQ} is {total!r}, "
                                       "expected a positive activity in Bq")
@@ -83,7 +86,20 @@ def read_radiopharm(ds, path: str, ctx: TimeContext, nuclide: Nuclide) -> Radiop
                 f"({half_life_s / 3600:.2f} h), expected {nuclide.name} ({nuclide.half_life_h:.2f} h): "
                 "this is not a 177Lu study"
             )
-    return Radiopharm(path, injection_utc, time_only, source, activity_mbq, half_life_s, nuclide_text, ctx)
+    return Radiopharm(path, injection_utc, time_only, source, activity_mbq, half_life_s, nuclide_text, ctx,
+                      activity_unit)
+
+
+def total_dose_mbq(value: float):
+    """(MBq, unit read) of RadionuclideTotalDose (0018,1074).
+
+    The PET module defines it in Bq, the NM Isotope module in MBq, and vendors write either. A
+    therapy activity is 0.1-100 GBq, so a value of at least 1e5 is read as Bq and a smaller one
+    as MBq (unambiguous over that range); the unit assumed is recorded.
+    """
+    if value >= 1e5:
+        return value / 1e6, "Bq"
+    return value, "MBq"
 
 
 def _check_nuclide_code(item, path: str, nuclide: Nuclide) -> str:
@@ -172,7 +188,8 @@ def resolve_activity(infos: List[Radiopharm], override: Optional[float], warning
         names = ", ".join(r.path for r in infos)
         raise DicomInputError(f"{names}: RadionuclideTotalDose (0018,1074) in {SEQ} is missing; "
                               "pass --injected-activity-mbq")
-    return with_a[0].activity_mbq, f"RadionuclideTotalDose (0018,1074) in {with_a[0].path}"
+    return with_a[0].activity_mbq, (f"RadionuclideTotalDose (0018,1074) in {with_a[0].path} "
+                                    f"(read as {with_a[0].activity_unit})")
 
 
 def half_life_used(infos: List[Radiopharm], nuclide: Nuclide):
