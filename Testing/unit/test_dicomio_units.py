@@ -234,3 +234,32 @@ def test_total_dose_written_in_mbq_or_bq(tmp_path):
     assert mbq.injected_activity_mbq == pytest.approx(7412.5)
     assert bq.injected_activity_mbq == pytest.approx(7412.5)
     assert "read as MBq" in mbq.activity_source and "read as Bq" in bq.activity_source
+
+
+def test_each_file_parsed_once_and_pixels_read_once(tmp_path, monkeypatch):
+    import collections
+
+    import startnet.dicomio.discovery as discovery_module
+    import startnet.dicomio.loader as loader_module
+
+    vol = stored_volume()
+    for i, hours in enumerate([4, 24]):
+        f.spect_and_ct(str(tmp_path / f"tp{i}"), vol, acquisition=INJ + dt.timedelta(hours=hours), injection=INJ)
+    parses, pixel_reads = collections.Counter(), collections.Counter()
+    real_dcmread, real_read_frames = discovery_module.pydicom.dcmread, loader_module.read_frames
+
+    def counting_dcmread(path, *args, **kwargs):
+        parses[str(path)] += 1
+        return real_dcmread(path, *args, **kwargs)
+
+    def counting_read_frames(ds, path):
+        pixel_reads[path] += 1
+        return real_read_frames(ds, path)
+
+    monkeypatch.setattr(discovery_module.pydicom, "dcmread", counting_dcmread)
+    monkeypatch.setattr(loader_module, "read_frames", counting_read_frames)
+    cycle = load_cycle(str(tmp_path))
+    n_files = sum(len(files) for _, _, files in os.walk(tmp_path))
+    assert len(cycle.timepoints) == 2
+    assert len(parses) == n_files and max(parses.values()) == 1
+    assert len(pixel_reads) == n_files and max(pixel_reads.values()) == 1
