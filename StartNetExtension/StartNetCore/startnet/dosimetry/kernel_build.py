@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+try:  # numba is installed on first use in Slicer; committed kernels load without it
+    from numba import njit
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    def njit(*_args, **_kwargs):
+        return lambda func: func
 
 MEV_TO_J = 1.602176634e-13
 DECAYS_PER_MBQ_H = 3.6e9
@@ -37,7 +42,7 @@ def fibonacci_directions(n: int = N_DIRECTIONS) -> np.ndarray:
     return np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)  # columns x, y, z
 
 
-@numba.njit(cache=True, parallel=False)
+@njit(cache=True)
 def _near_block(r_inner, r_outer, shell_mev, a_xyz, half_xyz, dirs, n_sub):
     hx, hy, hz = half_xyz[0], half_xyz[1], half_xyz[2]
     out = np.zeros((2 * hz + 1, 2 * hy + 1, 2 * hx + 1))

@@ -17,9 +17,6 @@ from typing import Dict
 
 import numpy as np
 
-from startnet.dosimetry.electron_transport import electron_radial_energy
-from startnet.dosimetry.photon_transport import photon_radial_energy
-from startnet.dosimetry.spectrum import lu177_spectrum
 from startnet.errors import InputError
 from startnet.physics.lu177 import LU177, Nuclide
 
@@ -42,6 +39,10 @@ class RadialProfiles:
 
 def generate_radial_profiles(electrons_per_energy: int = 2000, photons_per_line: int = 1_000_000,
                              nuclide: Nuclide = LU177) -> RadialProfiles:
+    from startnet.dosimetry.electron_transport import electron_radial_energy
+    from startnet.dosimetry.photon_transport import photon_radial_energy
+    from startnet.dosimetry.spectrum import lu177_spectrum
+
     spectrum = lu177_spectrum(nuclide)
     energies = np.concatenate([spectrum.beta_energy_mev, [e for e, _ in spectrum.electron_lines]])
     weights = np.concatenate([spectrum.beta_prob_per_decay, [y for _, y in spectrum.electron_lines]])

@@ -1,0 +1,80 @@
+"""CT Hounsfield units to mass density, and mean density per SPECT voxel.
+
+Default calibration (``DEFAULT_HU_DENSITY_CURVE``, piecewise linear, configurable per scanner):
+    (-1000 HU, 0.0012 g/mL) air, (0, 1.000) water, (1400, 1.920) cortical bone, (3000, 2.90);
+    below -1000 HU the air value, above 3000 HU the last value (no extrapolation). The water-to-
+    air segment is the usual 1 + HU/1000 soft-tissue/lung line; the bone segment (slope
+    6.6e-4 g/mL per HU) is a typical bilinear calibration. Replace it with the site's phantom
+    calibration (pass ``curve=``) when one exists.
+Air and lung (Dieudonne 2013, JNM 54:236; REFERENCE.md section 3): the plain 1/rho correction
+of kernel dose over-scales low-density voxels (a SPECT spill-over count in air would get a
+thousand-fold dose). This module only converts HU to density; the low-density rule is applied
+by the density-corrected engine (``engines.dose_vsv_density``), which never scales voxels below
+a density threshold (default 0.1 g/mL: air, not lung; lung at ~0.26 g/mL is scaled).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+
+from startnet.errors import GeometryError, InputError
+
+DEFAULT_HU_DENSITY_CURVE: Tuple[Tuple[float, float], ...] = (
+    (-1000.0, 0.0012), (0.0, 1.000), (1400.0, 1.920), (3000.0, 2.900))
+
+
+def _check_curve(curve: Sequence[Sequence[float]]) -> Tuple[np.ndarray, np.ndarray]:
+    try:
+        points = np.asarray(curve, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"HU-density curve {curve!r}: expected (HU, g/mL) pairs") from exc
+    if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 2:
+        raise InputError(f"HU-density curve {curve!r}: expected at least two (HU, g/mL) pairs")
+    hu, rho = points[:, 0], points[:, 1]
+    if not (np.all(np.isfinite(points)) and np.all(np.diff(hu) > 0) and np.all(rho > 0)):
+        raise InputError(f"HU-density curve {curve!r}: HU must increase strictly and densities be > 0")
+    return hu, rho
+
+
+def hu_to_density_g_per_ml(ct_hu, curve: Sequence[Sequence[float]] = DEFAULT_HU_DENSITY_CURVE) -> np.ndarray:
+    """Mass density (g/mL, float32) of each CT voxel by piecewise-linear interpolation of ``curve``."""
+    hu_points, rho_points = _check_curve(curve)
+    values = np.asarray(ct_hu, dtype=np.float32)
+    if not np.all(np.isfinite(values)):
+        raise InputError("CT HU array: contains NaN or infinite values")
+    return np.interp(values, hu_points, rho_points).astype(np.float32)
+
+
+def density_on_grid(ct_image: sitk.Image, reference: sitk.Image,
+                    curve: Sequence[Sequence[float]] = DEFAULT_HU_DENSITY_CURVE,
+                    outside_density_g_per_ml: float = 0.0012) -> np.ndarray:
+    """Mean mass density per voxel of ``reference`` (e.g. the SPECT/TIA grid), (z, y, x) float32.
+
+    The CT is converted to density on its own grid, then resampled (linear) onto a grid that
+    subdivides every reference voxel into k_x * k_y * k_z sub-voxels no larger than the CT
+    voxels, and averaged per reference voxel: the mean density of the CT inside each SPECT voxel.
+    Reference voxels outside the CT get ``outside_density_g_per_ml`` (air).
+    """
+    if ct_image.GetDimension() != 3 or reference.GetDimension() != 3:
+        raise GeometryError("density_on_grid: CT and reference must be 3-D images")
+    density = sitk.GetImageFromArray(hu_to_density_g_per_ml(sitk.GetArrayViewFromImage(ct_image)))
+    density.CopyInformation(ct_image)
+    ref_spacing = np.array(reference.GetSpacing())
+    factors = np.maximum(1, np.ceil(ref_spacing / np.array(ct_image.GetSpacing()) - 1e-6)).astype(int)
+    fine_spacing = ref_spacing / factors
+    direction = np.array(reference.GetDirection()).reshape(3, 3)
+    # origin of the first sub-voxel centre: shift by half a reference voxel minus half a sub-voxel
+    shift = direction @ ((-0.5 * ref_spacing) + 0.5 * fine_spacing)
+    fine = sitk.Image([int(n * f) for n, f in zip(reference.GetSize(), factors)], sitk.sitkFloat32)
+    fine.SetSpacing(tuple(float(v) for v in fine_spacing))
+    fine.SetDirection(reference.GetDirection())
+    fine.SetOrigin(tuple(float(v) for v in np.array(reference.GetOrigin()) + shift))
+    resampled = sitk.Resample(density, fine, sitk.Transform(), sitk.sitkLinear, float(outside_density_g_per_ml),
+                              sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(resampled)
+    nz, ny, nx = reference.GetSize()[2], reference.GetSize()[1], reference.GetSize()[0]
+    fx, fy, fz = (int(v) for v in factors)
+    return arr.reshape(nz, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5), dtype=np.float64).astype(np.float32)
