@@ -165,6 +165,7 @@ class TrialStore:
                   deviation_reason: Optional[str] = None) -> Dict[str, Any]:
         """Record a new cycle. Protocol deviations are refused unless a reason is given."""
         deviation_reason = (deviation_reason or "").strip() or None
+        protocol = self.protocol
         try:
             with self._write() as s:
                 patient = self._patient(s, patient_id, "record cycles of", lock=True)
@@ -172,7 +173,7 @@ class TrialStore:
                 if any(v.cycle == entry.cycle for v in current):
                     raise TrialRuleError(f"cycle {entry.cycle} already recorded for patient {patient.patient_id}"
                                          f" (use correct-cycle to change it)")
-                deviations = check_cycle(self.protocol, patient.arm,
+                deviations = check_cycle(protocol, patient.arm,
                                          [entry_from_version(v).to_dose() for v in current],
                                          entry.to_dose(), patient.enrolled)
                 self._require_reason(patient.patient_id, entry.cycle, deviations, deviation_reason)
@@ -212,36 +213,41 @@ class TrialStore:
         if not changes:
             raise InputError(f"cycle {cycle}: no corrected values given")
         deviation_reason = (deviation_reason or "").strip() or None
-        with self._write() as s:
-            patient = self._patient(s, patient_id, "correct cycles of", lock=True)
-            current = self._current(s, patient)
-            old = next((v for v in current if v.cycle == cycle), None)
-            if old is None:
-                raise InputError(f"cycle {cycle} is not recorded for patient {patient.patient_id}")
-            entry = entry_from_version(old).with_changes(changes)
-            prior = [entry_from_version(v).to_dose() for v in current if v.cycle < cycle]
-            later = [v for v in current if v.cycle > cycle]
-            if later and entry.date >= later[0].date:
-                raise InputError(f"cycle {cycle}: corrected date {entry.date} is not before cycle "
-                                 f"{later[0].cycle} ({later[0].date})")
-            deviations = check_cycle(self.protocol, patient.arm, prior, entry.to_dose(), patient.enrolled)
-            old_codes = {d["code"] for d in json.loads(old.deviations_json or "[]")}
-            if deviations and not deviation_reason and {d.code for d in deviations} <= old_codes:
-                deviation_reason = old.deviation_reason  # same deviation, already justified
-            self._require_reason(patient.patient_id, cycle, deviations, deviation_reason)
-            old_record = cycle_dict(old)
-            old.current = None
-            s.flush()
-            new = CycleVersion(patient_pk=patient.id, version=old.version + 1, current=True,
-                               deviations_json=dumps([d.__dict__ for d in deviations]) if deviations else None,
-                               deviation_reason=deviation_reason if deviations else None,
-                               correction_reason=reason, recorded_at_utc=_now(), recorded_by=self.user.name)
-            apply_entry(new, entry)
-            s.add(new)
-            s.flush()
-            record = cycle_dict(new)
-            self._audit(s, "correct_cycle", "cycle", f"{patient.patient_id}/cycle {cycle}", old_record, record,
-                        patient.patient_id)
+        protocol = self.protocol
+        try:
+            with self._write() as s:
+                patient = self._patient(s, patient_id, "correct cycles of", lock=True)
+                current = self._current(s, patient)
+                old = next((v for v in current if v.cycle == cycle), None)
+                if old is None:
+                    raise InputError(f"cycle {cycle} is not recorded for patient {patient.patient_id}")
+                entry = entry_from_version(old).with_changes(changes)
+                prior = [entry_from_version(v).to_dose() for v in current if v.cycle < cycle]
+                later = [v for v in current if v.cycle > cycle]
+                if later and entry.date >= later[0].date:
+                    raise InputError(f"cycle {cycle}: corrected date {entry.date} is not before cycle "
+                                     f"{later[0].cycle} ({later[0].date})")
+                deviations = check_cycle(protocol, patient.arm, prior, entry.to_dose(), patient.enrolled)
+                old_codes = {d["code"] for d in json.loads(old.deviations_json or "[]")}
+                if deviations and not deviation_reason and {d.code for d in deviations} <= old_codes:
+                    deviation_reason = old.deviation_reason  # same deviation, already justified
+                self._require_reason(patient.patient_id, cycle, deviations, deviation_reason)
+                old_record = cycle_dict(old)
+                old.current = None
+                s.flush()
+                new = CycleVersion(patient_pk=patient.id, version=old.version + 1, current=True,
+                                   deviations_json=dumps([d.__dict__ for d in deviations]) if deviations else None,
+                                   deviation_reason=deviation_reason if deviations else None,
+                                   correction_reason=reason, recorded_at_utc=_now(), recorded_by=self.user.name)
+                apply_entry(new, entry)
+                s.add(new)
+                s.flush()
+                record = cycle_dict(new)
+                self._audit(s, "correct_cycle", "cycle", f"{patient.patient_id}/cycle {cycle}", old_record, record,
+                            patient.patient_id)
+        except IntegrityError:
+            raise TrialRuleError(f"cycle {cycle} of patient {patient_id} was changed by someone else at the "
+                                 f"same time; nothing was changed, try again") from None
         return record
 
     # --- reads -----------------------------------------------------------------------------
