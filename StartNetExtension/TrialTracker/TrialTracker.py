@@ -162,12 +162,12 @@ class TrialTrackerTest(ScriptedLoadableModuleTest):
             url = "sqlite:///" + os.path.join(folder, "trial.db")
             logic = TrialTrackerLogic()
             logic.core.enroll(url, "SN-900", site="Uppsala", arm=2, enrolled="2026-01-05")
-            cycles = [("2026-01-12", 7.4, 6.25), ("2026-03-23", 7.5, 6.25), ("2026-06-01", 7.5, 6.25),
-                      ("2026-08-10", 7.5, 6.25), ("2026-10-19", 7.5, 3.0)]
+            cycles = [("2026-01-12", 7.5, 5.0), ("2026-03-23", 7.5, 5.0), ("2026-06-01", 7.5, 5.0),
+                      ("2026-08-10", 7.5, 5.0), ("2026-10-19", 7.5, 5.0), ("2026-12-28", 7.5, 3.0)]
             for number, (date, activity, dose) in enumerate(cycles, start=1):
                 logic.recordCycle(url, "SN-900", number, date, activity, dose)
             table, recommendation = logic.showPatient(url, "SN-900")
-            self.assertEqual(table.GetNumberOfRows(), 5)
+            self.assertEqual(table.GetNumberOfRows(), 6)
             self.assertIn("5.00 GBq", recommendation)
 
 
