@@ -122,8 +122,11 @@ def test_counts_duration_from_rotation_information_sequence(tmp_path):
 
     f.spect_and_ct(str(tmp_path), vol, acquisition=INJ + dt.timedelta(hours=4), injection=INJ, units="CNTS",
                    rescale_slope=None, mutate=rotation)
-    tp = load_cycle(str(tmp_path), Overrides(calibration_cps_per_mbq=5.5)).timepoints[0]
+    cycle = load_cycle(str(tmp_path), Overrides(calibration_cps_per_mbq=5.5))
+    tp = cycle.timepoints[0]
     assert tp.conversion["frame_duration_s"] == pytest.approx(1200.0)
+    assert any("ActualFrameDuration (0018,1242) 40 s differs from the rotation time 1200 s" in w
+               for w in cycle.warnings)
     np.testing.assert_allclose(spect_array(tp), _expected_counts_bqml(vol, 5.5, 1200.0), rtol=2e-6)
 
 

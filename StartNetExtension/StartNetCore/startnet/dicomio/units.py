@@ -92,9 +92,13 @@ def units_mode(ds, path: str) -> Tuple[str, str]:
                           "in Bq/ml for a quantitative SPECT")
 
 
-def acquisition_duration_s(ds, path: str, overrides: Overrides) -> Tuple[Optional[float], str]:
+def acquisition_duration_s(ds, path: str, overrides: Overrides,
+                           warnings: Optional[List[str]] = None) -> Tuple[Optional[float], str]:
+    """(T in s, source); a top-level value disagreeing by > 1 % with the rotation's is warned about."""
     if overrides.acquisition_duration_s is not None:
         return overrides.acquisition_duration_s, "override"
+    top = getattr(ds, "ActualFrameDuration", None)
+    top_s = float(top) / 1000.0 if top not in (None, "") and float(top) > 0 else None
     rot = getattr(ds, "RotationInformationSequence", None)
     if rot:
         item = rot[0]
@@ -103,11 +107,15 @@ def acquisition_duration_s(ds, path: str, overrides: Overrides) -> Tuple[Optiona
         if per_view not in (None, "") and views not in (None, ""):
             seconds = float(per_view) / 1000.0 * int(views)
             if seconds > 0:
+                if top_s is not None and abs(top_s / seconds - 1.0) > 0.01 and warnings is not None:
+                    warnings.append(
+                        f"{path}: top-level ActualFrameDuration (0018,1242) {top_s:g} s differs from the rotation "
+                        f"time {seconds:g} s (per-view time x views); used {seconds:g} s (override with "
+                        "acquisition_duration_s if the calibration refers to the other)")
                 return seconds, ("ActualFrameDuration (0018,1242) x NumberOfFramesInRotation (0054,0053) "
                                  "in Rotation Information Sequence (0054,0052)")
-    top = getattr(ds, "ActualFrameDuration", None)
-    if top not in (None, "") and float(top) > 0:
-        return float(top) / 1000.0, "ActualFrameDuration (0018,1242)"
+    if top_s is not None:
+        return top_s, "ActualFrameDuration (0018,1242)"
     return None, ""
 
 
@@ -135,7 +143,7 @@ def to_bqml(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, ds, 
     """
     lam = math.log(2.0) / half_life_s
     mode, source = units_mode(ds, path)
-    duration, duration_source = acquisition_duration_s(ds, path, overrides)
+    duration, duration_source = acquisition_duration_s(ds, path, overrides, warnings)
     conv: Dict[str, Any] = {
         "mode": mode, "source": source, "half_life_h": half_life_s / 3600.0,
         "half_life_source": half_life_source, "frame_duration_s": duration,
