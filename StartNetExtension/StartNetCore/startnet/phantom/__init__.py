@@ -15,6 +15,16 @@ See :mod:`startnet.phantom.model` (Phantom, PhantomTimepoint), :mod:`startnet.ph
 from __future__ import annotations
 
 from startnet.phantom.config import GridSpec, PhantomConfig
+from startnet.phantom.export import PhantomFiles, TimepointFiles, write_phantom_dicom
 from startnet.phantom.model import Phantom, PhantomTimepoint, build_phantom
 
-__all__ = ["GridSpec", "Phantom", "PhantomConfig", "PhantomTimepoint", "build_phantom"]
+__all__ = [
+    "GridSpec",
+    "Phantom",
+    "PhantomConfig",
+    "PhantomFiles",
+    "PhantomTimepoint",
+    "TimepointFiles",
+    "build_phantom",
+    "write_phantom_dicom",
+]
