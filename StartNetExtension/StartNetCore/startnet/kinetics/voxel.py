@@ -249,8 +249,7 @@ def fit_voxels(
         t, flat, mask_flat, nuclide.decay_constant_per_h, float(min_peak_mbq), float(max_rate_per_h),
         int(irls_iterations), lab_flat, has_labels, default_label, shape_vals, shape_norm, shape_tia, shape_k,
         tia, code, k)
-    counts_arr = np.bincount(code, minlength=5)
-    counts = {c: int(counts_arr[c]) for c in MODEL_CODES}
+    counts = {c: int(np.count_nonzero(code == c)) for c in MODEL_CODES}  # bincount would copy to int64
     warnings = []
     if n_nonfinite:
         warnings.append(f"{n_nonfinite} voxels had non-finite values (treated as missing)")
