@@ -135,9 +135,9 @@ class TimepointRegistrationTest(ScriptedLoadableModuleTest):
         from startnet.phantom import PhantomConfig, build_phantom, write_phantom_dicom
 
         with tempfile.TemporaryDirectory() as folder:
-            write_phantom_dicom(build_phantom(PhantomConfig(preset="small", seed=7)), folder)
             logic = TimepointRegistrationLogic()
-            logic.loadCycle(pathlib.Path(folder) / "dicom")
+            files = write_phantom_dicom(build_phantom(PhantomConfig(preset="small", seed=7)), folder)
+            logic.loadCycle(files.dicom_dir)
             self.assertEqual(logic.timepointCount(), 4)
             table = logic.registerTimepoints()
             self.assertEqual(table.GetNumberOfRows(), 4)

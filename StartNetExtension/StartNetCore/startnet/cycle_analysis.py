@@ -81,13 +81,7 @@ def activity_stack_mbq(images: List[sitk.Image]) -> np.ndarray:
 
 def analyse_structures(registered, structures, *, method: str, recovery_correction: bool = True,
                        progress=None) -> StructureAnalysis:
-    from startnet.dosimetry import (
-        compute_dose,
-        ct_on_grid,
-        get_kernel,
-        hu_to_density_g_per_ml,
-        structure_dose_stats,
-    )
+    from startnet.dosimetry import density_on_grid, get_kernel, structure_dose_stats
     from startnet.dosimetry.bed import bed_map, g_map_from_rates, structure_bed
     from startnet.dosimetry.uncertainty import structure_uncertainty, volume_sd_from_boundary
     from startnet.kinetics import fit_tac, fit_voxels
@@ -100,12 +94,13 @@ def analyse_structures(registered, structures, *, method: str, recovery_correcti
     stack = activity_stack_mbq(registered.activity_bqml)
     warnings: List[str] = []
 
-    ct_grid = ct_on_grid(registered.ct_hu, grid) if registered.ct_hu is not None else None
-    if ct_grid is None:
+    if registered.ct_hu is None:
+        ct_grid = None
         warnings.append("no CT: unit density (water) assumed for masses and dose")
         density = np.ones(stack.shape[1:], np.float32)
     else:
-        density = np.asarray(hu_to_density_g_per_ml(sitk.GetArrayViewFromImage(ct_grid)), dtype=np.float32)
+        ct_grid = sitk.Resample(registered.ct_hu, grid, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+        density = density_on_grid(registered.ct_hu, grid)
 
     recovery = default_recovery_curve() if recovery_correction else None
     fits: Dict[str, Any] = {}
@@ -152,8 +147,8 @@ def analyse_structures(registered, structures, *, method: str, recovery_correcti
         progress.update(1.0, "kinetics done")
         progress.stage("dose", f"absorbed dose ({method})")
 
-    kernel = get_kernel(tuple(float(s) for s in spacing)) if method != "led" else None
-    dose = compute_dose(method, tia, voxel_ml=voxel_ml, density_g_per_ml=density, kernel=kernel)
+    kernel = get_kernel(tuple(float(s) for s in spacing))
+    dose = compute_dose(method, tia, voxel_ml, density, kernel)
     total = np.asarray(dose.total_gy, dtype=np.float32)
     kidney_ab, kidney_trep = bed_parameters_for("kidney")
     bed = bed_map(total, g_map_from_rates(k_map, kidney_trep), kidney_ab)
@@ -162,7 +157,8 @@ def analyse_structures(registered, structures, *, method: str, recovery_correcti
     dvhs = {}
     for name, mask in structures.masks.items():
         fit = fits[name]
-        stats = structure_dose_stats(total, mask, v_thresholds_gy=V_THRESHOLDS_GY)
+        stats = structure_dose_stats(total, mask, voxel_mass_g=density * np.float32(voxel_ml),
+                                     v_thresholds_gy=V_THRESHOLDS_GY)
         volume_ml, volume_sd_ml = volume_sd_from_boundary(mask, spacing)
         mass_g = float(density[mask].sum(dtype=np.float64)) * voxel_ml
         alpha_beta, t_rep = bed_parameters_for(name)
@@ -206,6 +202,19 @@ def analyse_structures(registered, structures, *, method: str, recovery_correcti
     return StructureAnalysis(results, fits, activities, _image_like(total, grid), electron, photon,
                              _image_like(tia, grid), _image_like(bed, grid), ct_grid, _image_like(density, grid),
                              dvhs, warnings, provenance)
+
+
+def compute_dose(method: str, tia: np.ndarray, voxel_ml: float, density: np.ndarray, kernel):
+    """Dose maps with the chosen engine; photons always by kernel convolution (dose to water)."""
+    from startnet.dosimetry import dose_led, dose_vsv, dose_vsv_density
+
+    if method == "led":
+        return dose_led(tia, voxel_ml, density, photons="kernel", kernel=kernel)
+    if method == "vsv":
+        return dose_vsv(tia, kernel)
+    if method == "vsv-density":
+        return dose_vsv_density(tia, kernel, density)
+    raise InputError(f"dose method {method!r}: expected led, vsv or vsv-density")
 
 
 def _body_mask(ct_grid: Optional[sitk.Image], stack: np.ndarray) -> np.ndarray:

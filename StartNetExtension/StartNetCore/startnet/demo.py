@@ -21,7 +21,7 @@ DEMO_PATIENT = "SN-DEMO-001"
 def run_demo(out_dir: str, *, preset: str = "small", seed: int = 2026, method: str = "vsv-density",
              quiet: bool = False, stream: TextIO) -> int:
     from startnet.phantom import PhantomConfig, build_phantom
-    from startnet.phantom.dicom_writer import write_phantom_dicom
+    from startnet.phantom.export import write_phantom_dicom
     from startnet.pipeline import RunOptions, run_cycle
     from startnet.pipeline_cli import summary_text
     from startnet.progress import terminal_progress
@@ -50,11 +50,11 @@ def run_demo(out_dir: str, *, preset: str = "small", seed: int = 2026, method: s
         store.close()
 
     options = RunOptions(input_dir=str(files.dicom_dir), out_dir=str(out / "results"),
-                         segmentation_path=str(files.segmentation), reference_timepoint=phantom.reference_index,
+                         segmentation_path=str(files.segmentation_nrrd), reference_timepoint=phantom.reference_index,
                          method=method, patient_id=DEMO_PATIENT, cycle=1, trial_db=db_url)
     result = run_cycle(options, None if quiet else terminal_progress())
     stream.write(summary_text(result.results) + "\n\n")
-    stream.write(compare_with_truth(result.results, json.loads(Path(files.truth).read_text())) + "\n")
+    stream.write(compare_with_truth(result.results, json.loads(Path(files.truth_json).read_text())) + "\n")
     stream.write(f"\noutputs in {out / 'results'}: " + ", ".join(sorted(Path(p).name for p in result.files.values()))
                  + "\n")
     return 0

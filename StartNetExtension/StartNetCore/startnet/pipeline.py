@@ -104,46 +104,58 @@ def choose_reference(times_h, requested: Optional[int]) -> int:
     return int(np.argmin(np.abs(np.asarray(times_h) - 24.0)))
 
 
-def register_cycle_to_reference(cycle: Cycle, reference_index: int, progress: Progress) -> RegisteredCycle:
-    """Rigid CT-to-CT registration of each time point; SPECT resampled activity-conserving."""
-    from startnet.registration import register_rigid, resample_activity_checked
+def registration_entry(tp_registration) -> Dict[str, Any]:
+    """JSON-ready quality record of one time point's registration."""
+    entry: Dict[str, Any] = {"index": tp_registration.index, "reference": tp_registration.is_reference,
+                             "warnings": list(tp_registration.warnings),
+                             "activity_outside_fov_fraction": round(float(
+                                 tp_registration.activity.fraction_outside_fov), 5)}
+    rigid = tp_registration.rigid
+    if rigid is None:
+        entry.update(translation_mm=[0.0, 0.0, 0.0], rotation_deg=[0.0, 0.0, 0.0])
+    else:
+        entry.update(translation_mm=[round(float(v), 3) for v in rigid.translation_mm],
+                     rotation_deg=[round(float(v), 3) for v in rigid.rotation_deg],
+                     metric_before=float(rigid.metric_before), metric_after=float(rigid.metric_after),
+                     body_overlap_dice=float(rigid.body_overlap_dice), implausible=bool(rigid.implausible))
+    if tp_registration.deformable is not None:
+        entry["bspline_max_displacement_mm"] = float(tp_registration.deformable.max_displacement_mm)
+    return entry
 
-    reference = cycle.timepoints[reference_index]
-    grid = reference.spect_bqml
-    activity, registrations, warnings = [], [], []
-    n = len(cycle.timepoints)
-    for index, tp in enumerate(cycle.timepoints):
-        progress.update(index / n, f"registering time point {index + 1}/{n} ({tp.hours_post_injection:.1f} h)")
-        entry: Dict[str, Any] = {"index": index, "reference": index == reference_index}
-        if index == reference_index:
-            activity.append(sitk.Cast(tp.spect_bqml, sitk.sitkFloat32))
-            entry.update(translation_mm=[0.0, 0.0, 0.0], rotation_deg=[0.0, 0.0, 0.0], warnings=[])
-        elif tp.ct_hu is None or reference.ct_hu is None:
-            if tp.frame_of_reference_uid != reference.frame_of_reference_uid:
-                warnings.append(f"time point {index}: no CT to register; SPECT used in scanner coordinates, "
-                                "which assumes the patient did not move between scans")
-            resampled = resample_activity_checked(tp.spect_bqml, sitk.Euler3DTransform(), grid)
+
+def register_cycle_to_reference(cycle: Cycle, reference_index: int, progress: Progress,
+                                deformable: bool = False) -> RegisteredCycle:
+    """Rigid CT-to-CT registration of each time point; SPECT resampled activity-conserving."""
+    from startnet.registration import register_cycle, resample_activity_checked
+
+    timepoints = cycle.timepoints
+    reference = timepoints[reference_index]
+    times = np.array([tp.hours_post_injection for tp in timepoints], dtype=float)
+    warnings: List[str] = []
+    if all(tp.ct_hu is not None for tp in timepoints):
+        registered = register_cycle([tp.ct_hu for tp in timepoints], [tp.spect_bqml for tp in timepoints],
+                                    reference_index, deformable=deformable,
+                                    progress=lambda done, total: progress.update(done / total,
+                                                                                f"registered {done}/{total}"))
+        for tp_registration in registered:
+            hours = timepoints[tp_registration.index].hours_post_injection
+            if tp_registration.implausible:
+                reason = tp_registration.rigid.implausible_reason if tp_registration.rigid else "deformable"
+                warnings.append(f"time point {tp_registration.index} ({hours:.1f} h): registration implausible: "
+                                f"{reason}; check it before trusting the doses")
+            warnings += [f"time point {tp_registration.index}: {w}" for w in tp_registration.warnings]
+        activity = [r.spect_on_reference for r in registered]
+        entries = [registration_entry(r) for r in registered]
+    else:
+        warnings.append("a time point has no CT: SPECTs are used in scanner coordinates without registration, "
+                        "which assumes the patient lay identically at every scan")
+        activity, entries = [], []
+        for index, tp in enumerate(timepoints):
+            resampled = resample_activity_checked(tp.spect_bqml, sitk.Euler3DTransform(), reference.spect_bqml)
             activity.append(resampled.image)
-            entry.update(translation_mm=[0.0, 0.0, 0.0], rotation_deg=[0.0, 0.0, 0.0],
-                         warnings=["not registered: CT missing"])
-        else:
-            result = register_rigid(reference.ct_hu, tp.ct_hu)
-            resampled = resample_activity_checked(tp.spect_bqml, result.transform, grid)
-            activity.append(resampled.image)
-            entry.update(
-                translation_mm=[round(float(v), 3) for v in result.translation_mm],
-                rotation_deg=[round(float(v), 3) for v in result.rotation_deg],
-                metric_before=float(result.metric_before), metric_after=float(result.metric_after),
-                body_overlap_dice=float(result.body_overlap_dice), warnings=list(result.warnings),
-                activity_in_fov_fraction=float(getattr(resampled, "fraction_inside", 1.0)),
-            )
-            if result.implausible:
-                warnings.append(f"time point {index} ({tp.hours_post_injection:.1f} h): registration implausible: "
-                                f"{result.implausible_reason}; check it before trusting the doses")
-            warnings += [f"time point {index}: {w}" for w in result.warnings]
-        registrations.append(entry)
-    times = np.array([tp.hours_post_injection for tp in cycle.timepoints], dtype=float)
-    return RegisteredCycle(cycle, reference_index, times, activity, reference.ct_hu, registrations, warnings)
+            entries.append({"index": index, "reference": index == reference_index, "warnings": ["not registered"],
+                            "translation_mm": [0.0, 0.0, 0.0], "rotation_deg": [0.0, 0.0, 0.0]})
+    return RegisteredCycle(cycle, reference_index, times, activity, reference.ct_hu, entries, warnings)
 
 
 def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback] = None) -> CycleResult:
