@@ -29,14 +29,19 @@ from startnet.dosimetry import kernel_profiles, kernels  # noqa: E402
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles-only", action="store_true", help="only regenerate the radial profiles")
+    parser.add_argument("--kernels-only", action="store_true",
+                        help="keep the committed radial profiles, rebuild only the voxel kernels")
     parser.add_argument("--quick", action="store_true", help="fewer Monte Carlo histories (for a trial run)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    if args.quick:
+    if args.kernels_only:
+        profiles = kernel_profiles.load_profiles()
+    elif args.quick:
         profiles = kernel_profiles.generate_radial_profiles(electrons_per_energy=200, photons_per_line=50_000)
     else:
         profiles = kernel_profiles.generate_radial_profiles()
-    kernel_profiles.save_profiles(profiles)
+    if not args.kernels_only:
+        kernel_profiles.save_profiles(profiles)
     print(f"profiles: electrons {profiles.electron_shell_mev.sum():.6f} MeV/decay "
           f"(spectrum {profiles.electron_emitted_mev:.6f}), photons {profiles.photon_shell_mev.sum():.6f} "
           f"+ escaped {profiles.photon_escaped_mev:.6f} MeV/decay ({time.perf_counter() - start:.1f} s)")

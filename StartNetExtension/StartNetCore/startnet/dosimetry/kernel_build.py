@@ -8,7 +8,8 @@ For a source uniformly distributed in the central voxel and a target voxel displ
 where e(z) is the point-source energy density (energy per volume) and g the normalised
 autocorrelation of the voxel box. The point kernel is given as energies per spherical shell; the
 integral is evaluated shell by shell with g averaged over the shell (three volume-uniform radii x
-384 Fibonacci directions per shell). Because the lattice translates of V g sum to one everywhere,
+512 directions, mirrored into all octants so that the kernel keeps the voxel's symmetry). Because
+the lattice translates of V g sum to one everywhere,
 sum_d E(d) equals the shell energy total exactly: the energy balance of the voxel kernel is only
 limited by the extent over which it is evaluated. Far from the source (photons beyond the near
 block), the smooth point kernel is evaluated at the voxel centre (error O(a^2 e'')).
@@ -30,16 +31,20 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 MEV_TO_J = 1.602176634e-13
 DECAYS_PER_MBQ_H = 3.6e9
 WATER_G_PER_MM3 = 1.0e-3
-N_DIRECTIONS = 384
+N_DIRECTIONS = 512
 N_SUBRADII = 3
 
 
 def fibonacci_directions(n: int = N_DIRECTIONS) -> np.ndarray:
-    i = np.arange(n) + 0.5
+    """Unit vectors (x, y, z): a Fibonacci sphere set folded into one octant and mirrored into
+    all eight, so that kernels are exactly symmetric under reflection of each axis."""
+    i = np.arange(n // 8) * 8 + 0.5
     cos_t = 1.0 - 2.0 * i / n
     phi = math.pi * (1.0 + 5.0 ** 0.5) * i
     sin_t = np.sqrt(1.0 - cos_t ** 2)
-    return np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)  # columns x, y, z
+    octant = np.abs(np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1))
+    signs = np.array([[sx, sy, sz] for sx in (1, -1) for sy in (1, -1) for sz in (1, -1)], dtype=float)
+    return (signs[:, None, :] * octant[None, :, :]).reshape(-1, 3)
 
 
 @njit(cache=True)

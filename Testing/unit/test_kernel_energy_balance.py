@@ -1,0 +1,93 @@
+"""Energy balance of every kernel (REFERENCE.md section 3) and kernel geometry.
+
+Electron part: sum S_e * m_voxel must equal Delta_e (ICRP 107, 0.147923 MeV per decay). The
+kernel is normalised to it; the test also bounds the pre-normalisation balance (the generator's
+own spectrum + transport, +0.76 %: the allowed-shape beta spectrum's mean energy is 0.84 % above
+ICRP 107's) so that a broken generator cannot hide behind the normalisation.
+Photon part: sum S_ph * m_voxel must equal the Monte Carlo photon energy absorbed inside the
+kernel's sphere (photon_radius_mm).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from startnet.dosimetry import kernels
+from startnet.dosimetry.kernels import COMMITTED_SIZES_MM, get_kernel
+from startnet.errors import InputError
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STARTNET_CACHE_DIR", str(tmp_path))
+
+
+SIZES = [(s, s, s) for s in COMMITTED_SIZES_MM] + [(2.0, 2.5, 3.3), (4.0, 4.0, 6.5)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: "x".join(f"{v:g}" for v in s))
+def test_energy_balance(size):
+    k = get_kernel(size)
+    b = k.energy_balance
+    assert abs(b.electron_deviation_percent) < 1e-3, (
+        f"{size}: electron sum S*m {b.electron_kernel_mev:.6f} MeV vs Delta_e {b.electron_reference_mev} "
+        f"({b.electron_deviation_percent:+.4f} %)")
+    assert 0.0 < b.electron_prenormalisation_deviation_percent < 1.0, (
+        f"{size}: pre-normalisation electron balance {b.electron_prenormalisation_deviation_percent:+.3f} %")
+    assert abs(b.photon_deviation_percent) < 0.2, (
+        f"{size}: photon sum S*m {b.photon_kernel_mev:.6f} MeV vs absorbed within {b.photon_radius_mm} mm "
+        f"{b.photon_within_extent_mev:.6f} MeV ({b.photon_deviation_percent:+.3f} %)")
+    # independent recomputation of the electron balance from the array itself
+    mass_kg = np.prod(size) * 1e-6
+    joules = float(k.electron_gy_per_mbq_h.astype(np.float64).sum()) * mass_kg
+    assert joules == pytest.approx(0.147923 * 1.602176634e-13 * 3.6e9, rel=1e-5)
+
+
+@pytest.mark.parametrize("size", [(4.8, 4.8, 4.8), (2.0, 2.5, 3.3)], ids=["iso", "aniso"])
+def test_kernel_geometry(size):
+    k = get_kernel(size)
+    for arr in (k.electron_gy_per_mbq_h, k.photon_gy_per_mbq_h):
+        assert arr.dtype == np.float32 and all(n % 2 == 1 for n in arr.shape)
+        centre = tuple(n // 2 for n in arr.shape)
+        assert arr[centre] == arr.max()
+        # point symmetry of a centred kernel
+        np.testing.assert_allclose(arr, arr[::-1, ::-1, ::-1], rtol=1e-5, atol=1e-12)
+    # (z, y, x) order: the photon kernel extends floor(250 mm / spacing) voxels per axis
+    assert k.photon_gy_per_mbq_h.shape == tuple(2 * int(250.0 // s) + 1 for s in size[::-1])
+    # electrons: range 1.8 mm, so nothing beyond the first neighbour when the voxel is >= 1.8 mm
+    assert k.electron_gy_per_mbq_h.shape == (3, 3, 3)
+
+
+def test_electron_self_absorption_grows_with_voxel_size():
+    fractions = []
+    for s in (2.21, 3.0, 4.8):
+        k = get_kernel((s, s, s))
+        c = tuple(n // 2 for n in k.electron_gy_per_mbq_h.shape)
+        fractions.append(k.electron_gy_per_mbq_h[c] / k.electron_gy_per_mbq_h.sum())
+    assert fractions[0] < fractions[1] < fractions[2] < 1.0
+    assert fractions[0] > 0.8  # mean beta range (~0.3 mm) is small compared with 2.21 mm
+
+
+def test_on_demand_kernel_is_cached_and_reused(tmp_path):
+    size = (3.3, 3.3, 3.3)
+    kernels._MEMO.clear()
+    first = get_kernel(size)
+    assert first.provenance["source"] == "generated on demand"
+    assert list((tmp_path / "kernels").glob("lu177_3.3x3.3x3.3mm.npz"))
+    kernels._MEMO.clear()
+    second = get_kernel(size)
+    assert second.provenance["source"].startswith("user cache")
+    np.testing.assert_array_equal(first.electron_gy_per_mbq_h, second.electron_gy_per_mbq_h)
+    np.testing.assert_array_equal(first.photon_gy_per_mbq_h, second.photon_gy_per_mbq_h)
+
+
+def test_committed_tables_are_used():
+    kernels._MEMO.clear()
+    assert get_kernel((4.42, 4.42, 4.42)).provenance["source"] == "committed table lu177_4.42x4.42x4.42mm.npz"
+
+
+@pytest.mark.parametrize("bad", [(0.0, 1.0, 1.0), (1.0, 2.0), ("a", 1, 1), (float("nan"), 2.0, 2.0)])
+def test_bad_voxel_size_is_rejected(bad):
+    with pytest.raises(InputError, match="voxel_size_mm"):
+        get_kernel(bad)
