@@ -78,22 +78,33 @@ def test_g_for_fits_exponential_and_trapezoid():
     assert fit.model == "bi_uptake"
     assert g_factor_for_fit(fit) == pytest.approx(g_factor([(100, LN2 / 50), (-100, 0.5)]), rel=1e-6)
     trap = trapezoid_fit([24.0, 96.0], [50.0, 20.0])
-    # independent check: nested adaptive quadrature on the trapezoid's own piecewise curve up to
-    # 400 h; after that the curve is A(400) e^{-lambda (t - 400)} and its part is closed form.
-    mu, lam = LN2 / 2.8, trap.physical_decay_constant_per_h
+    assert g_factor_for_fit(trap) == pytest.approx(_g_nested_quad(trap, 400.0, [24.0, 96.0]), rel=1e-5)
+    t4 = np.array([1.0, 24.0, 96.0, 168.0])
+    hybrid = fit_tac(t4, 100 * (np.exp(-LN2 / 60 * t4) - np.exp(-0.5 * t4)))
+    assert hybrid.model == "hybrid"
+    assert g_factor_for_fit(hybrid) == pytest.approx(_g_nested_quad(hybrid, 400.0, [1.0, 24.0]), rel=1e-5)
+
+
+def _g_nested_quad(fit, t_switch, kinks):
+    """Independent G: nested adaptive quadrature of the fit's own curve up to ``t_switch``; after
+    it the curve is its exponential tail A(t_switch) e^{-k (t - t_switch)}, done in closed form."""
+    mu = LN2 / 2.8
+    k = fit.tail_exponential[1]
 
     def rate(s):
-        return float(trap.evaluate(s))
+        return float(fit.evaluate(s))
 
     def memory(t):  # int_0^t Ddot(s) e^{-mu (t - s)} ds
-        kinks = [x for x in (24.0, 96.0) if x < t] or None
-        return integrate.quad(lambda s: rate(s) * math.exp(-mu * (t - s)), 0.0, t, points=kinks, limit=400)[0]
+        inside = [x for x in kinks if x < t] or None
+        return integrate.quad(lambda s: rate(s) * math.exp(-mu * (t - s)), 0.0, t, points=inside, limit=400)[0]
 
-    inner = integrate.quad(lambda t: rate(t) * memory(t), 0.0, 400.0, points=[24.0, 96.0], limit=400,
+    inner = integrate.quad(lambda t: rate(t) * memory(t), 0.0, t_switch, points=kinks, limit=400,
                            epsrel=1e-11)[0]
-    a400 = rate(400.0)
-    inner += a400 * a400 / (2 * lam * (lam + mu)) + a400 / (lam + mu) * memory(400.0)
-    assert g_factor_for_fit(trap) == pytest.approx(2 * inner / trap.tia_mbq_h**2, rel=1e-5)
+    a_sw = rate(t_switch)
+    inner += a_sw * a_sw / (2 * k * (k + mu)) + a_sw / (k + mu) * memory(t_switch)
+    dose = integrate.quad(rate, 0.0, t_switch, points=kinks, limit=400)[0] + a_sw / k
+    assert dose == pytest.approx(fit.tia_mbq_h, rel=1e-7)
+    return 2 * inner / dose**2
 
 
 def test_bed_and_eqd2_identities():

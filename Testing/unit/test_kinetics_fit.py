@@ -74,8 +74,35 @@ def test_small_n_eligibility_and_fallbacks():
     fit3 = fit_tac(t3, 100 * np.exp(-LN2 / 50 * t3))
     assert fit3.model == "mono" and "fallback" in fit3.selection_reason
     assert fit3.tia_mbq_h == pytest.approx(100 * 50 / LN2, rel=1e-6)
-    rising = fit_tac(t3, [10.0, 30.0, 20.0])
-    assert rising.model == "trapezoid" and "rises" in rising.selection_reason
+    still_rising = fit_tac(t3, [10.0, 20.0, 30.0])
+    assert still_rising.model == "trapezoid" and "rises" in still_rising.selection_reason
+    assert any("trapezoid" in w for w in still_rising.warnings)
+
+
+def test_hybrid_used_when_uptake_seen_but_no_uptake_model_eligible():
+    t4 = np.array([1.0, 24.0, 96.0, 168.0])
+    k1 = LN2 / 60.0
+    y = 100.0 * (np.exp(-k1 * t4) - np.exp(-0.5 * t4))  # peak at 24 h among the samples
+    fit = fit_tac(t4, y, sigma_mbq=0.05 * y)
+    assert fit.model == "hybrid" and "no uptake model is AICc-eligible" in fit.selection_reason
+    # the tail points (24, 96, 168 h) are mono-exponential up to e^{-12}: the tail is exact
+    assert fit.params["k_tail_per_h"] == pytest.approx(k1, rel=1e-5)
+    expected = 0.5 * 1.0 * y[0] + 0.5 * 23.0 * (y[0] + y[1]) + 100.0 * math.exp(-k1 * 24.0) / k1
+    assert fit.tia_mbq_h == pytest.approx(expected, rel=1e-5)
+    assert fit.effective_half_life_h == pytest.approx(60.0, rel=1e-5)
+    # SD: linear propagation of every point's SD, checked by finite differences of the whole fit
+    grad = []
+    for i in range(4):
+        d = np.zeros(4)
+        d[i] = 1e-4 * y[i]
+        up = fit_tac(t4, y + d, sigma_mbq=0.05 * y).tia_mbq_h
+        down = fit_tac(t4, y - d, sigma_mbq=0.05 * y).tia_mbq_h
+        grad.append((up - down) / (2 * d[i]))
+    assert fit.tia_sd_mbq_h == pytest.approx(math.sqrt(np.sum((np.array(grad) * 0.05 * y) ** 2)), rel=1e-4)
+    assert fit.evaluate([0.0, 24.0, 96.0]) == pytest.approx([0.0, y[1], y[2]], rel=1e-5)
+    # with 6 points bi_uptake is eligible and AICc decides instead
+    t6 = np.array([1.0, 4.0, 24.0, 48.0, 96.0, 168.0])
+    assert fit_tac(t6, 100.0 * (np.exp(-k1 * t6) - np.exp(-0.5 * t6))).model == "bi_uptake"
 
 
 def test_physical_constraint_active_and_released():

@@ -9,7 +9,7 @@ For a dose rate ``Ddot(t) = sum_i a_i exp(-k_i t)`` (uptake phases have a_i < 0)
 which for instant uptake and one exponential reduces to ``G = k / (k + mu)``. G depends only on
 the *shape* of the dose rate, so the activity exponentials of a TAC fit can be used directly
 (dose rate proportional to activity for the self-dose of a structure). Curves that are not sums
-of exponentials (trapezoid fits) use a numerical G (``g_factor_numeric``, exact recursion for
+of exponentials (trapezoid and hybrid fits) use a numerical G (``g_factor_numeric``, exact recursion for
 piecewise-linear dose rates). Defaults: kidney alpha/beta = 2.6 Gy, T_rep = 2.8 h (some authors
 use 1.5 h; both are parameters). ``EQD2 = BED / (1 + 2 / (alpha/beta))``. Cycles with complete
 repair between them add: ``BED_total = sum_c BED_c`` (``sum_cycles``).
@@ -95,7 +95,7 @@ def g_factor_for_fit(fit, t_rep_h: float = KIDNEY_T_REP_H) -> float:
     if fit.is_exponential:
         return g_factor(fit.dose_rate_exponentials(), t_rep_h)
     t_last = float(fit.trapezoid_nodes[0][-1])
-    t_end = t_last + 40.0 / fit.physical_decay_constant_per_h * LN2  # 40 half-lives of tail
+    t_end = t_last + 40.0 * LN2 / fit.tail_exponential[1]  # 40 half-lives of the tail
     return g_factor_numeric(fit.evaluate, t_end, t_rep_h)
 
 

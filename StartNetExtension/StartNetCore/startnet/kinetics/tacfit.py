@@ -27,7 +27,10 @@ class TacFit:
         model: ``mono``, ``bi_uptake``, ``bi``, ``tri`` (sums of exponentials, see
             ``startnet.kinetics.models``), ``trapezoid`` (piecewise linear through the data,
             uptake assumption in ``uptake_assumption``, physical-decay tail after the last
-            point), ``haenscheid`` or ``madsen`` (single time point).
+            point), ``hybrid`` (trapezoid from A(0) = 0 up to the observed peak, then a
+            mono-exponential fitted to the points from the peak on: the structure-level twin of
+            the voxel model code 2), ``haenscheid`` or ``madsen`` (single time point).
+            Piecewise models carry ``trapezoid_nodes`` and ``tail_exponential``.
         params: natural parameters with units in the names (amplitudes MBq, rates 1/h).
         param_names: order of ``covariance`` rows/columns (same keys as ``params``).
         covariance: parameter covariance (weighted least squares, linearised), shape (P, P).
@@ -64,6 +67,7 @@ class TacFit:
     amplitudes_mbq: Optional[np.ndarray] = None
     rates_per_h: Optional[np.ndarray] = None
     trapezoid_nodes: Optional[Tuple[np.ndarray, np.ndarray]] = field(default=None, repr=False)
+    tail_exponential: Optional[Tuple[float, float]] = None  # (a, k): A(t) = a e^{-k t} after the nodes
 
     @property
     def is_exponential(self) -> bool:
@@ -79,9 +83,10 @@ class TacFit:
         if self.is_exponential:
             return np.exp(-np.multiply.outer(t, self.rates_per_h)) @ self.amplitudes_mbq
         nodes_t, nodes_a = self.trapezoid_nodes
-        lam = self.physical_decay_constant_per_h
+        a_tail, k_tail = self.tail_exponential
         inside = np.interp(t, nodes_t, nodes_a)
-        tail = nodes_a[-1] * np.exp(-lam * (t - nodes_t[-1]))
+        with np.errstate(over="ignore"):
+            tail = a_tail * np.exp(-k_tail * t)
         return np.where(t <= nodes_t[-1], inside, tail)
 
     def dose_rate_exponentials(self) -> List[Tuple[float, float]]:
