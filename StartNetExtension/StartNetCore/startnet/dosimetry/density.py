@@ -1,11 +1,11 @@
 """CT Hounsfield units to mass density, and mean density per SPECT voxel.
 
 Default calibration (``DEFAULT_HU_DENSITY_CURVE``, piecewise linear, configurable per scanner):
-    (-1000 HU, 0.0012 g/mL) air, (0, 1.000) water, (1400, 1.920) cortical bone, (3000, 2.90);
-    below -1000 HU the air value, above 3000 HU the last value (no extrapolation). The water-to-
-    air segment is the usual 1 + HU/1000 soft-tissue/lung line; the bone segment (slope
-    6.6e-4 g/mL per HU) is a typical bilinear calibration. Replace it with the site's phantom
-    calibration (pass ``curve=``) when one exists.
+    (-1000 HU, 0.0012 g/mL) air, (0, 1.000) water, (100, 1.100), (1500, 1.920) cortical bone,
+    (3000, 2.800); below -1000 HU the air value, above 3000 HU the last value (no extrapolation).
+    That is the usual bilinear calibration: the air-lung-soft-tissue line rho = 1 + HU/1000 up to
+    100 HU (kidney at ~35 HU -> 1.035 g/mL) and a bone line of ~5.9e-4 g/mL per HU. Replace it
+    with the site's phantom calibration (pass ``curve=``) when one exists.
 Air and lung (Dieudonne 2013, JNM 54:236; REFERENCE.md section 3): the plain 1/rho correction
 of kernel dose over-scales low-density voxels (a SPECT spill-over count in air would get a
 thousand-fold dose). This module only converts HU to density; the low-density rule is applied
@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from startnet.errors import GeometryError, InputError
 
 DEFAULT_HU_DENSITY_CURVE: Tuple[Tuple[float, float], ...] = (
-    (-1000.0, 0.0012), (0.0, 1.000), (1400.0, 1.920), (3000.0, 2.900))
+    (-1000.0, 0.0012), (0.0, 1.000), (100.0, 1.100), (1500.0, 1.920), (3000.0, 2.800))
 
 
 def _check_curve(curve: Sequence[Sequence[float]]) -> Tuple[np.ndarray, np.ndarray]:
