@@ -166,7 +166,8 @@ def _fit_kernel(times, act, mask, lam, min_peak, max_rate, n_irls, labels, has_l
                         tia = a / k
                         code = 1
                     else:
-                        area = 0.5 * times[0] * max(act[0, i], 0.0)
+                        v_first = act[0, i] if np.isfinite(act[0, i]) else 0.0
+                        area = 0.5 * times[0] * max(v_first, 0.0)
                         for t in range(1, ip + 1):
                             v0 = act[t - 1, i] if np.isfinite(act[t - 1, i]) else 0.0
                             v1 = act[t, i] if np.isfinite(act[t, i]) else 0.0
