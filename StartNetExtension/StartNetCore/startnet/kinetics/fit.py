@@ -102,8 +102,11 @@ def fit_tac(
     if ip > 0 and n - ip >= 2 and not uptake_ok and "hybrid" in models:
         reason = (f"activity rises to a peak at {t[ip]:g} h and no uptake model is AICc-eligible with n={n}: "
                   "hybrid (trapezoid from A(0) = 0 to the peak + mono-exponential tail fitted from the peak)")
-        return hybrid_fit(t, y, s, absolute, nuclide=nuclide, structure=name, candidates=candidates,
-                          reason=reason, warnings=warnings, release_constraint_sigmas=release_constraint_sigmas)
+        try:
+            return hybrid_fit(t, y, s, absolute, nuclide=nuclide, structure=name, candidates=candidates,
+                              reason=reason, warnings=warnings, release_constraint_sigmas=release_constraint_sigmas)
+        except FitError as exc:
+            warnings.append(f"hybrid model not usable ({exc}); continuing with the other rules")
     if eligible_ok:
         best_aicc, best = min(eligible_ok)
         others = ", ".join(f"{m} {a:.2f} (dAICc {a - best_aicc:+.2f})" for a, m in sorted(eligible_ok) if m != best)
