@@ -186,12 +186,14 @@ def test_quantitative_attenuation_corrected_reconstruction_preferred(tmp_path):
     f.write_nm_multiframe(str(tmp_path / "nac"), vol, (-60, -60, -40), SPACING, acquisition=acq, injection=INJ,
                           units="CNTS", rescale_slope=None, study_uid=study, for_uid=for_uid,
                           mutate=lambda ds: setattr(ds, "CorrectedImage", ["DECY"]))
+    f.write_nm_multiframe(str(tmp_path / "gml"), vol, (-60, -60, -40), SPACING, acquisition=acq, injection=INJ,
+                          units="GML", study_uid=study, for_uid=for_uid)  # unusable units: not chosen
     ac_path = f.write_nm_multiframe(str(tmp_path / "ac"), vol, (-60, -60, -40), SPACING, acquisition=acq,
                                     injection=INJ, rescale_slope=3.0, study_uid=study, for_uid=for_uid)
     cycle = load_cycle(str(tmp_path))
     assert len(cycle.timepoints) == 1
     assert cycle.timepoints[0].spect_file == ac_path
-    assert any("alternative reconstruction" in line for line in cycle.log)
+    assert sum("alternative reconstruction" in line for line in cycle.log) == 2
 
 
 def test_ct_pairing_by_frame_of_reference_and_float_rescale(tmp_path):

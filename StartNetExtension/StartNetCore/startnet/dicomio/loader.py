@@ -63,7 +63,10 @@ def _candidate(info: SeriesInfo, zone) -> _Candidate:
                               f"{multi[0]} is multi-frame; expected one NM multi-frame file or one file per slice")
     ctx = make_context(ds, path, zone)
     acq, source = acquisition_start(ds, ctx)
-    mode, _ = units_mode(ds, path)
+    try:
+        mode, _ = units_mode(ds, path)
+    except DicomInputError:
+        mode = "unusable"  # only an error if no better reconstruction of this acquisition exists
     corrected = _corrected(ds)
     rank = (int(mode == "bqml"), int("ATTN" in corrected), int("SCAT" in corrected))
     return _Candidate(info, ds, path, ctx, acq, source, rank)
