@@ -146,3 +146,16 @@ def test_voxel_bed_maps_and_cycle_sums():
         bed_map(dose, g[:, :1])
     with pytest.raises(InputError):
         sum_cycles([])
+
+
+def test_voxel_g_map_from_voxel_fit_matches_structure_kinetics():
+    from startnet.kinetics import fit_voxels
+
+    t4 = np.array([1.0, 24.0, 96.0, 168.0])
+    amp = np.linspace(0.5, 2.0, 3 * 4 * 5).reshape(3, 4, 5)
+    act = (amp[None] * np.exp(-LN2 / 50.0 * t4)[:, None, None, None]).astype(np.float32)
+    res = fit_voxels(t4, act, np.ones(amp.shape, bool))
+    g = g_map_from_rates(res.k_per_h, 2.8)
+    np.testing.assert_allclose(g, g_factor_mono(50.0, 2.8), rtol=1e-5)
+    dose = (res.tia_mbq_h * 0.08532 / 0.1).astype(np.float32)  # LED, 0.1 mL water voxels
+    np.testing.assert_allclose(bed_map(dose, g), bed_from_dose(dose.astype(float), 50.0), rtol=1e-5)

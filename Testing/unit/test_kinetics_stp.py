@@ -84,3 +84,15 @@ def test_stp_bad_time_raises():
         haenscheid_tia(10.0, 0.0)
     with pytest.raises(InputError):
         madsen_tia(10.0, 24.0, -5.0)
+
+
+def test_population_table_aliases_and_user_entries():
+    table = default_population_table()
+    assert table.lookup("Tumor 3").t_eff_h == 90.0
+    assert table.lookup("kidneys").t_eff_h == 50.0
+    assert table.lookup("bone marrow") is None
+    table.add("bone marrow", 40.0, 0.3, source="site study 2025")
+    entry = table.lookup("Bone Marrow")
+    assert (entry.t_eff_h, entry.rel_sd, entry.source) == (40.0, 0.3, "site study 2025")
+    with pytest.raises(InputError):
+        table.add("x", -1.0)
