@@ -53,6 +53,9 @@ class PopulationTable:
         for name, entry in self.entries.items():  # "kidney_left", "Left Kidney", "tumour 1" ...
             if name in key:
                 return entry
+        for alias, target in self.aliases.items():  # "Tumor 3", "lesion_liver_2" ...
+            if alias in key and target in self.entries:
+                return self.entries[target]
         return None
 
 
