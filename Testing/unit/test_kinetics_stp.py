@@ -90,6 +90,8 @@ def test_population_table_aliases_and_user_entries():
     table = default_population_table()
     assert table.lookup("Tumor 3").t_eff_h == 90.0
     assert table.lookup("kidneys").t_eff_h == 50.0
+    assert table.lookup("Liver").t_eff_h == 70.0
+    assert table.lookup("liver lesion 2").t_eff_h == 90.0  # a lesion in the liver is a tumour
     assert table.lookup("bone marrow") is None
     table.add("bone marrow", 40.0, 0.3, source="site study 2025")
     entry = table.lookup("Bone Marrow")

@@ -50,17 +50,18 @@ class PopulationTable:
         key = self.aliases.get(key, key)
         if key in self.entries:
             return self.entries[key]
-        for name, entry in self.entries.items():  # "kidney_left", "Left Kidney", "tumour 1" ...
-            if name in key:
-                return entry
-        for alias, target in self.aliases.items():  # "Tumor 3", "lesion_liver_2" ...
-            if alias in key and target in self.entries:
+        # substring matches ("Kidney_Left", "Tumor 3", "liver lesion 2"): aliases first, then the
+        # entries, each in table order, so that the default table's tumour words win over organs.
+        pairs = list(self.aliases.items()) + [(name, name) for name in self.entries]
+        for word, target in pairs:
+            if word in key and target in self.entries:
                 return self.entries[target]
         return None
 
 
 def default_population_table() -> PopulationTable:
-    table = PopulationTable(aliases={"kidneys": "kidney", "tumor": "tumour", "lesion": "tumour"})
-    for name, t_eff_h in (("kidney", 50.0), ("tumour", 90.0), ("liver", 70.0), ("spleen", 70.0)):
+    table = PopulationTable(aliases={"tumor": "tumour", "lesion": "tumour", "metastas": "tumour",
+                                     "kidneys": "kidney"})
+    for name, t_eff_h in (("tumour", 90.0), ("kidney", 50.0), ("liver", 70.0), ("spleen", 70.0)):
         table.add(name, t_eff_h, 0.2, PROJECT_DEFAULT_SOURCE)
     return table
