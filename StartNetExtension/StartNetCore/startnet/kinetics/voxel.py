@@ -150,7 +150,7 @@ def _fit_kernel(times, act, mask, lam, min_peak, max_rate, n_irls, labels, has_l
                         break
                     new_slope = (sw * swty - swt * swy) / det
                     new_lna = (swy - new_slope * swt) / sw
-                    converged = abs(new_slope - slope) <= 1e-7 * abs(new_slope) + 1e-12 and abs(new_lna - lna) <= 1e-7
+                    converged = abs(new_slope - slope) <= 1e-6 * abs(new_slope) + 1e-12 and abs(new_lna - lna) <= 1e-6
                     slope = new_slope
                     lna = new_lna
                     if converged:
