@@ -46,14 +46,16 @@ def convolve_same(volume: np.ndarray, kernels: Sequence[np.ndarray], workers: in
     padded = [scipy.fft.next_fast_len(n + h, real=True) for n, h in zip(vol.shape, crop_half)]
     spectrum = scipy.fft.rfftn(vol, s=padded, workers=workers)
     outputs = []
-    for k in kernels:
+    for i, k in enumerate(kernels):
         half = [s // 2 for s in k.shape]
         keep = [min(h, c) for h, c in zip(half, crop_half)]
         cropped = k[tuple(slice(h - c, h + c + 1) for h, c in zip(half, keep))]
-        k_spec = scipy.fft.rfftn(_wrapped_kernel(cropped.astype(np.float32, copy=False), padded), workers=workers)
+        k_spec = scipy.fft.rfftn(_wrapped_kernel(cropped.astype(np.float32, copy=False), padded),
+                                 workers=workers, overwrite_x=True)
         k_spec *= spectrum
-        del cropped
-        result = scipy.fft.irfftn(k_spec, s=padded, workers=workers)
+        if i == len(kernels) - 1:
+            spectrum = None  # free the map's spectrum before the inverse transform (peak memory)
+        result = scipy.fft.irfftn(k_spec, s=padded, workers=workers, overwrite_x=True)
         del k_spec
         outputs.append(np.ascontiguousarray(result[: vol.shape[0], : vol.shape[1], : vol.shape[2]]))
         del result

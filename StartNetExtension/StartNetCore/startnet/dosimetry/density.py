@@ -45,7 +45,12 @@ def hu_to_density_g_per_ml(ct_hu, curve: Sequence[Sequence[float]] = DEFAULT_HU_
     values = np.asarray(ct_hu, dtype=np.float32)
     if not np.all(np.isfinite(values)):
         raise InputError("CT HU array: contains NaN or infinite values")
-    return np.interp(values, hu_points, rho_points).astype(np.float32)
+    out = np.empty(values.shape, dtype=np.float32)
+    flat_in, flat_out = values.reshape(-1), out.reshape(-1)
+    step = 1 << 20  # np.interp works in float64: convert in chunks to bound the temporary memory
+    for start in range(0, flat_in.size, step):
+        flat_out[start:start + step] = np.interp(flat_in[start:start + step], hu_points, rho_points)
+    return out
 
 
 def density_on_grid(ct_image: sitk.Image, reference: sitk.Image,
