@@ -13,18 +13,18 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from startnet.errors import InputError, OutputError
-from startnet.trial import summary
-from startnet.trial.db import env_database
 from startnet.trial.identity import current_user
 from startnet.trial.protocol import Protocol, default_protocol
-from startnet.trial.records import CycleEntry
 from startnet.trial.results import check_matches, load_results
-from startnet.trial.store import TrialStore
+
+# SQLAlchemy/Alembic (startnet.trial.store, .summary) are imported by the handlers only, so that
+# building the ``startnet`` parser for other commands does not pay for them.
 
 
 def _common(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -151,8 +151,10 @@ def _json_file(path: Optional[str], what: str) -> Any:
         raise InputError(f"{what} file {path}: not readable JSON ({exc})") from None
 
 
-def _store(args, init: bool = False, protocol: Optional[Protocol] = None) -> TrialStore:
-    db = args.db or env_database()
+def _store(args, init: bool = False, protocol: Optional[Protocol] = None):
+    from startnet.trial.store import TrialStore
+
+    db = args.db or os.environ.get("STARTNET_TRIAL_DB")
     if not db:
         raise InputError("no database: give --db URL (or a SQLite file path) or set STARTNET_TRIAL_DB")
     user_site = args.user_site
@@ -236,6 +238,8 @@ def _cycle_values(args, for_correction: bool) -> Dict[str, Any]:
 
 
 def _print_record(args, record: Dict[str, Any], verb: str, patient: str) -> None:
+    from startnet.trial import summary
+
     if args.json:
         print(summary.dumps_json(record))
         return
@@ -246,6 +250,8 @@ def _print_record(args, record: Dict[str, Any], verb: str, patient: str) -> None
 
 
 def _add_cycle(args) -> int:
+    from startnet.trial.records import CycleEntry
+
     store = _store(args)
     values = _cycle_values(args, for_correction=False)
     entry = CycleEntry(cycle=_int(args.cycle, "--cycle"), **values)
@@ -266,6 +272,8 @@ def _correct_cycle(args) -> int:
 
 
 def _status(args) -> int:
+    from startnet.trial import summary
+
     store = _store(args)
     st = summary.status(store, args.patient)
     if args.json:
@@ -290,6 +298,8 @@ def _status(args) -> int:
 
 
 def _history(args) -> int:
+    from startnet.trial import summary
+
     store = _store(args)
     h = summary.history(store, args.patient)
     if args.json:
@@ -308,6 +318,8 @@ def _history(args) -> int:
 
 
 def _export(args) -> int:
+    from startnet.trial import summary
+
     store = _store(args)
     text = summary.export_csv_text(store, all_versions=args.all_versions)
     if args.out:
@@ -321,6 +333,8 @@ def _export(args) -> int:
 
 
 def _patients(args) -> int:
+    from startnet.trial import summary
+
     store = _store(args)
     rows = store.patients(args.site)
     if args.json:
@@ -332,6 +346,8 @@ def _patients(args) -> int:
 
 
 def _check(args) -> int:
+    from startnet.trial import summary
+
     problems = summary.check_consistency(_store(args))
     for line in problems:
         print(f"inconsistent: {line}")

@@ -17,7 +17,6 @@ The schema is only ever created by Alembic (``upgrade head``); no ``create_all``
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -142,7 +141,3 @@ def require_current_schema(engine: Engine) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-
-
-def env_database() -> Optional[str]:
-    return os.environ.get("STARTNET_TRIAL_DB") or None
