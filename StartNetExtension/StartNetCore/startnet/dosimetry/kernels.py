@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -79,7 +80,8 @@ class VoxelKernel:
         return float(np.prod(self.voxel_size_mm)) / 1000.0
 
 
-_MEMO: Dict[tuple, VoxelKernel] = {}
+_MEMO: OrderedDict[tuple, VoxelKernel] = OrderedDict()
+MEMO_SIZE = 4  # a 2.21 mm kernel holds ~47 MB of photon values: keep only the last few in memory
 _PROFILES: Dict[str, RadialProfiles] = {}
 
 
@@ -177,6 +179,7 @@ def get_kernel(voxel_size_mm: Sequence[float], nuclide: Nuclide = LU177,
         raise InputError(f"get_kernel: photon_radius_mm {photon_radius_mm!r}: expected 3 voxels to 600 mm")
     key = (tuple(round(v, 4) for v in size), float(photon_radius_mm))
     if key in _MEMO:
+        _MEMO.move_to_end(key)
         return _MEMO[key]
     name = _file_name(key[0], photon_radius_mm)
     parts = _load_parts(KERNEL_DIR / name)
@@ -194,4 +197,6 @@ def get_kernel(voxel_size_mm: Sequence[float], nuclide: Nuclide = LU177,
                 LOG.warning("could not cache kernel in %s: %s", cached, exc)
     kernel = _assemble(parts, size, photon_radius_mm, nuclide, source)
     _MEMO[key] = kernel
+    while len(_MEMO) > MEMO_SIZE:
+        _MEMO.popitem(last=False)
     return kernel
