@@ -62,9 +62,9 @@ def run(table) -> None:
         reads = collections.Counter()
         real_read_frames = loader_module.read_frames
 
-        def counting(ds, path):
+        def counting(ds, path, *args):
             reads[path] += 1
-            return real_read_frames(ds, path)
+            return real_read_frames(ds, path, *args)
 
         loader_module.read_frames = counting
         try:

@@ -257,9 +257,9 @@ def test_each_file_parsed_once_and_pixels_read_once(tmp_path, monkeypatch):
         parses[str(path)] += 1
         return real_dcmread(path, *args, **kwargs)
 
-    def counting_read_frames(ds, path):
+    def counting_read_frames(ds, path, *args):
         pixel_reads[path] += 1
-        return real_read_frames(ds, path)
+        return real_read_frames(ds, path, *args)
 
     monkeypatch.setattr(discovery_module.pydicom, "dcmread", counting_dcmread)
     monkeypatch.setattr(loader_module, "read_frames", counting_read_frames)

@@ -20,6 +20,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from startnet.dicomio.model import Discovery, SeriesInfo
+from startnet.dicomio.rawattr import SERIES_UID, STUDY_UID, raw_text
 from startnet.errors import DicomInputError
 
 DEFER_BYTES = 2048  # values larger than this (pixel data) are read on demand, once
@@ -27,6 +28,7 @@ DEFER_BYTES = 2048  # values larger than this (pixel data) are read on demand, o
 NM_IMAGE = "1.2.840.10008.5.1.4.1.1.20"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+MEDIA_SOP_CLASS = 0x00020002
 _IGNORED_SOP_PREFIXES = (
     ("1.2.840.10008.5.1.4.1.1.88.", "structured report (e.g. a dose report)"),
     ("1.2.840.10008.5.1.4.1.1.7", "secondary capture"),
@@ -148,12 +150,13 @@ def discover(input_dir: str) -> Discovery:
             skipped.append(path)
             log.append(f"skipped {path}: {reason}")
             continue
-        media_sop = _text(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID")
+        meta = getattr(ds, "file_meta", None)
+        media_sop = raw_text(meta, MEDIA_SOP_CLASS) if meta is not None else ""
         if name.upper() == "DICOMDIR" or media_sop == MEDIA_STORAGE_DIRECTORY:
             log.append(f"ignored DICOMDIR {path}: the folder tree is walked instead")
             continue
-        study = _text(ds, "StudyInstanceUID")
-        series = _text(ds, "SeriesInstanceUID")
+        study = raw_text(ds, STUDY_UID)
+        series = raw_text(ds, SERIES_UID)
         if not series:
             sop = _text(ds, "SOPClassUID") or media_sop
             if sop in (NM_IMAGE, CT_IMAGE):

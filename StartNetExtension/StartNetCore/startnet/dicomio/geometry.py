@@ -18,9 +18,19 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from startnet.dicomio.rawattr import (
+    COLUMNS,
+    IMAGE_ORIENTATION,
+    IMAGE_POSITION,
+    PIXEL_SPACING,
+    ROWS,
+    raw_floats,
+    signature,
+)
 from startnet.errors import DicomInputError
 
 DETECTOR_SEQ = "Detector Information Sequence (0054,0022)"
+_CONSISTENCY_TAGS = (IMAGE_ORIENTATION, PIXEL_SPACING, ROWS, COLUMNS)  # byte-identical: no re-check
 
 
 @dataclass
@@ -109,6 +119,7 @@ def stack_slices(headers: Sequence, paths: Sequence[str], label: str,
                  warnings: List[str]) -> Tuple[List[int], Grid]:
     """Order (indices into ``headers``) and grid of a one-file-per-slice series."""
     first, first_path = headers[0], paths[0]
+    same_as_first = signature(first, _CONSISTENCY_TAGS)  # before any attribute access converts them
     iop0 = getattr(first, "ImageOrientationPatient", None)
     if iop0 is None:
         raise DicomInputError(f"{first_path}: ImageOrientationPatient (0020,0037) is missing ({label})")
@@ -117,11 +128,11 @@ def stack_slices(headers: Sequence, paths: Sequence[str], label: str,
     shape0 = (int(getattr(first, "Rows", 0) or 0), int(getattr(first, "Columns", 0) or 0))
     positions = np.empty((len(headers), 3))
     for i, (ds, path) in enumerate(zip(headers, paths)):
-        ipp = getattr(ds, "ImagePositionPatient", None)
+        ipp = raw_floats(ds, IMAGE_POSITION, 3, path, "ImagePositionPatient (0020,0032)")
         if ipp is None:
             raise DicomInputError(f"{path}: ImagePositionPatient (0020,0032) is missing ({label})")
-        positions[i] = _floats(ipp, 3, path, "ImagePositionPatient (0020,0032)")
-        if i:
+        positions[i] = ipp
+        if i and signature(ds, _CONSISTENCY_TAGS) != same_as_first:
             r, c, _ = orientation(ds.ImageOrientationPatient, path, "ImageOrientationPatient (0020,0037)") \
                 if "ImageOrientationPatient" in ds else (None, None, None)
             if r is None or np.abs(r - row).max() > 1e-3 or np.abs(c - col).max() > 1e-3:

@@ -28,6 +28,7 @@ from startnet.dicomio.radiopharm import (
     resolve_activity,
     resolve_injection,
 )
+from startnet.dicomio.rawattr import RESCALE_INTERCEPT, RESCALE_SLOPE, raw_floats, signature
 from startnet.dicomio.timing import TimeContext, acquisition_start, get_zone, make_context
 from startnet.dicomio.units import frame_rescale, rwvm_bqml, to_bqml, units_mode
 from startnet.errors import DicomInputError
@@ -153,26 +154,36 @@ def _load_spect(cand: _Candidate, injection_utc, half_life, overrides: Overrides
     return grid.image(bqml), conv
 
 
+def _rescale(ds, path: str, cache: Dict) -> Tuple[float, float]:
+    key = signature(ds, (RESCALE_SLOPE, RESCALE_INTERCEPT))
+    if key not in cache:
+        slope = raw_floats(ds, RESCALE_SLOPE, 1, path, "RescaleSlope (0028,1053)")
+        intercept = raw_floats(ds, RESCALE_INTERCEPT, 1, path, "RescaleIntercept (0028,1052)")
+        cache[key] = (slope[0] if slope else 1.0, intercept[0] if intercept else 0.0)
+    return cache[key]
+
+
 def _load_ct(info: SeriesInfo, warnings: List[str]) -> sitk.Image:
+    """HU volume: int16 when every slice's rescale is integral and fits, else float32."""
     label = f"CT series {info.series_uid}"
     order, grid = stack_slices(info.headers, info.files, label, warnings)
     first = info.headers[order[0]]
     out = np.empty((len(order), int(first.Rows), int(first.Columns)), dtype=np.int16)
+    layouts: Dict = {}
+    rescales: Dict = {}
     for k, i in enumerate(order):
         ds, path = info.headers[i], info.files[i]
-        stored = read_frames(ds, path)[0]
-        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+        stored = read_frames(ds, path, layouts)[0]
+        slope, intercept = _rescale(ds, path, rescales)
         if out.dtype == np.int16 and slope == 1.0 and intercept == int(intercept):
-            hu = stored.astype(np.int32) + int(intercept)
-            if hu.size and (hu.min() < -32768 or hu.max() > 32767):
-                out = out.astype(np.float32)
-            else:
-                out[k] = hu
+            low, high = int(stored.min()) + int(intercept), int(stored.max()) + int(intercept)
+            if low >= -32768 and high <= 32767:
+                np.add(stored, np.int32(intercept), out=out[k], casting="unsafe")
                 continue
         if out.dtype == np.int16:
             out = out.astype(np.float32)
-        out[k] = stored.astype(np.float32) * slope + intercept
+        np.multiply(stored, slope, out=out[k], casting="unsafe")
+        out[k] += intercept
     return grid.image(out)
 
 

@@ -9,9 +9,21 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from startnet.dicomio.rawattr import (
+    BITS_ALLOCATED,
+    BITS_STORED,
+    COLUMNS,
+    NUMBER_OF_FRAMES,
+    PIXEL_REPRESENTATION,
+    ROWS,
+    SAMPLES_PER_PIXEL,
+    raw_text,
+    signature,
+)
 from startnet.errors import DicomInputError
 
 PIXEL_DATA_TAG = 0x7FE00010
@@ -33,8 +45,11 @@ def _dtype(bits: int, signed: int, path: str) -> np.dtype:
     return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
 
 
-def read_frames(ds, path: str) -> np.ndarray:
-    """Stored pixel values of ``ds`` as an array (frames, rows, columns); not rescaled."""
+LAYOUT_TAGS = (ROWS, COLUMNS, BITS_ALLOCATED, BITS_STORED, PIXEL_REPRESENTATION, SAMPLES_PER_PIXEL,
+               NUMBER_OF_FRAMES)
+
+
+def _layout(ds, path: str, syntax: str) -> Tuple[int, int, int, int, int, int, np.dtype]:
     rows = _required_int(ds, "Rows", "(0028,0010)", path)
     cols = _required_int(ds, "Columns", "(0028,0011)", path)
     bits = _required_int(ds, "BitsAllocated", "(0028,0100)", path)
@@ -43,13 +58,30 @@ def read_frames(ds, path: str) -> np.ndarray:
     if samples != 1:
         raise DicomInputError(f"{path}: SamplesPerPixel (0028,0002) is {samples}, expected 1 (greyscale)")
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    dtype = _dtype(bits, signed, path)
+    stored = int(getattr(ds, "BitsStored", bits) or bits)
+    return rows, cols, bits, signed, frames, stored, _dtype(bits, signed, path)
+
+
+def read_frames(ds, path: str, layouts: Optional[Dict] = None) -> np.ndarray:
+    """Stored pixel values of ``ds`` as an array (frames, rows, columns); not rescaled.
+
+    ``layouts`` (a dict kept by the caller across the files of a series) caches the pixel layout
+    by the raw bytes of its attributes, so identical headers are decoded once.
+    """
+    meta = getattr(ds, "file_meta", None)
+    syntax = raw_text(meta, 0x00020010) if meta is not None else ""
+    syntax = syntax or "1.2.840.10008.1.2"
+    key = (signature(ds, LAYOUT_TAGS), syntax)
+    layout = layouts.get(key) if layouts is not None else None
+    if layout is None:
+        layout = _layout(ds, path, syntax)
+        if layouts is not None:
+            layouts[key] = layout
+    rows, cols, bits, signed, frames, stored_bits, dtype = layout
     expected = rows * cols * frames
     element = ds.get_item(PIXEL_DATA_TAG, keep_deferred=True)
     if element is None:
         raise DicomInputError(f"{path}: PixelData (7FE0,0010) is missing (no image, or the file is truncated)")
-    meta = getattr(ds, "file_meta", None)
-    syntax = str(getattr(meta, "TransferSyntaxUID", "1.2.840.10008.1.2") or "1.2.840.10008.1.2")
     if syntax in _LITTLE_ENDIAN_UNCOMPRESSED or syntax == _BIG_ENDIAN:
         byte_order = ">" if syntax == _BIG_ENDIAN else "<"
         dtype = dtype.newbyteorder(byte_order)
@@ -80,13 +112,12 @@ def read_frames(ds, path: str) -> np.ndarray:
         if arr.size != expected:
             _short(path, arr.size * dtype.itemsize, expected * dtype.itemsize)
     arr = arr.reshape(frames, rows, cols)
-    stored = int(getattr(ds, "BitsStored", bits) or bits)
-    if stored < bits:
-        shift = bits - stored
+    if stored_bits < bits:
+        shift = bits - stored_bits
         if signed:
             arr = (arr << shift) >> shift
         else:
-            arr = arr & np.array((1 << stored) - 1, dtype=arr.dtype)
+            arr = arr & np.array((1 << stored_bits) - 1, dtype=arr.dtype)
     return arr
 
 
