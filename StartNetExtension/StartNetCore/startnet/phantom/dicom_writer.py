@@ -130,28 +130,32 @@ def write_ct_series(phantom, tp, folder: Path, study_uid: str, frame_uid: str) -
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
     series_uid = uid(config.patient_id, config.seed, tp.index, "ct-series")
     acquired = tp.acquisition_datetime + timedelta(seconds=config.frame_duration_s + 60.0)
+    # One dataset reused for every slice (only per-slice attributes change): it is written out
+    # before the next slice's values are set.
+    ds = _base(phantom, tp, study_uid, series_uid, frame_uid, "CT", CT_IMAGE_STORAGE, "", 2,
+               f"CT low dose {spacing[2]:g} mm B31s", acquired)
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.KVP = "130"
+    ds.XRayTubeCurrent = 30
+    ds.ConvolutionKernel = "B31s"
+    ds.SliceThickness = _ds_text(spacing[2])
+    ds.ImageOrientationPatient = [_ds_text(v) for v in direction[:, 0]] + [_ds_text(v) for v in direction[:, 1]]
+    ds.PixelSpacing = [_ds_text(spacing[1]), _ds_text(spacing[0])]  # row spacing (y), column spacing (x)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = int(array.shape[1]), int(array.shape[2])
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
+    ds.WindowCenter, ds.WindowWidth = "40", "400"
     paths = []
     for k in range(array.shape[0]):
         sop_uid = uid(config.patient_id, config.seed, tp.index, "ct", k)
-        ds = _base(phantom, tp, study_uid, series_uid, frame_uid, "CT", CT_IMAGE_STORAGE, sop_uid, 2,
-                   "CT low dose 2.0 B31s" if spacing[2] < 3 else "CT low dose 3.5 B31s", acquired)
         position = origin + direction @ np.array([0.0, 0.0, spacing[2] * k])
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.SOPInstanceUID = sop_uid
+        ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
         ds.InstanceNumber = k + 1
-        ds.KVP = "130"
-        ds.XRayTubeCurrent = 30
-        ds.ConvolutionKernel = "B31s"
-        ds.SliceThickness = _ds_text(spacing[2])
         ds.ImagePositionPatient = [_ds_text(v) for v in position]
-        ds.ImageOrientationPatient = [_ds_text(v) for v in direction[:, 0]] + [_ds_text(v) for v in direction[:, 1]]
         ds.SliceLocation = _ds_text(position[2])
-        ds.PixelSpacing = [_ds_text(spacing[1]), _ds_text(spacing[0])]  # row spacing (y), column spacing (x)
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows, ds.Columns = int(array.shape[1]), int(array.shape[2])
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
-        ds.WindowCenter, ds.WindowWidth = "40", "400"
         ds.PixelData = stored[k].tobytes()
         path = folder / f"IM{k + 1:06d}"
         _write(ds, path)

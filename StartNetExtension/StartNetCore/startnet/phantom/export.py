@@ -55,16 +55,17 @@ class PhantomFiles:
 def write_segmentation_nrrd(labels: sitk.Image, label_names: Dict[int, str], path: Path) -> Path:
     """Slicer .seg.nrrd: a single-layer labelmap with Segment{i}_* header fields."""
     image = sitk.Cast(labels, sitk.sitkUInt8)
-    array = sitk.GetArrayViewFromImage(image)
+    shapes = sitk.LabelShapeStatisticsImageFilter()
+    shapes.Execute(image)
+    present = set(shapes.GetLabels())
     image.SetMetaData("Segmentation_MasterRepresentation", "Binary labelmap")
     image.SetMetaData("Segmentation_ContainedRepresentationNames", "Binary labelmap|")
     image.SetMetaData("Segmentation_ReferenceImageExtentOffset", "0 0 0")
     for i, value in enumerate(sorted(label_names)):
         name = label_names[value]
-        where = np.nonzero(array == value)
-        if where[0].size:
-            extent = [int(where[2].min()), int(where[2].max()), int(where[1].min()), int(where[1].max()),
-                      int(where[0].min()), int(where[0].max())]
+        if value in present:
+            x0, y0, z0, nx, ny, nz = shapes.GetBoundingBox(value)
+            extent = [x0, x0 + nx - 1, y0, y0 + ny - 1, z0, z0 + nz - 1]
         else:
             extent = [0, -1, 0, -1, 0, -1]
         color = anatomy.STRUCTURE_COLORS.get(name, (0.5, 0.5, 0.5))
@@ -78,7 +79,7 @@ def write_segmentation_nrrd(labels: sitk.Image, label_names: Dict[int, str], pat
         image.SetMetaData(prefix + "Layer", "0")
         image.SetMetaData(prefix + "Extent", " ".join(str(e) for e in extent))
         image.SetMetaData(prefix + "Tags", "Segmentation.Status:completed|")
-    sitk.WriteImage(image, str(path), useCompression=True)
+    sitk.WriteImage(image, str(path), True, 1)
     return path
 
 
@@ -138,7 +139,7 @@ def write_phantom_dicom(phantom: Phantom, out_dir) -> PhantomFiles:
     t0 = time.perf_counter()
     seg = write_segmentation_nrrd(phantom.labels, phantom.label_names, out / "segmentation.seg.nrrd")
     labels_nii = out / "labels.nii.gz"
-    sitk.WriteImage(phantom.labels, str(labels_nii), useCompression=True)
+    sitk.WriteImage(phantom.labels, str(labels_nii), True, 1)
     labels_json = out / "labels.json"
     labels_json.write_text(json.dumps({str(k): v for k, v in sorted(phantom.label_names.items())}, indent=2))
     truth = dict(phantom.truth)

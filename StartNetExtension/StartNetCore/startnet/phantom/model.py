@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
+from scipy.special import ndtri
 
 from startnet.errors import InputError
 from startnet.phantom import anatomy, motion, render
@@ -108,19 +109,27 @@ def _render(config: PhantomConfig, compartments: np.ndarray, lut: np.ndarray,
     return _image(bqml.astype(np.float32), config.spect_grid)
 
 
+def _gaussian_table(sigma_hu: float) -> np.ndarray:
+    """65536 equiprobable Gaussian CT-noise values (int16 HU): indexed by uniform uint16 draws."""
+    quantiles = (np.arange(65536, dtype=np.float64) + 0.5) / 65536.0
+    return np.rint(sigma_hu * ndtri(quantiles)).astype(np.int16)
+
+
 def _moved_ct(hu_ref: sitk.Image, transform: sitk.Euler3DTransform, table: np.ndarray, noise_hu: float,
               rng: np.random.Generator) -> sitk.Image:
+    """The time point's CT: the patient moved by ``transform``, the table fixed, fresh Gaussian noise."""
     if transform.GetParameters() == (0.0,) * 6:
         array = sitk.GetArrayFromImage(hu_ref)
     else:
         moved = sitk.Resample(hu_ref, hu_ref, transform.GetInverse(), sitk.sitkLinear, anatomy.AIR_HU,
                               sitk.sitkFloat32)
-        array = sitk.GetArrayFromImage(moved)
-    array[:, table] = anatomy.TABLE_HU  # the table does not move with the patient
+        array = sitk.GetArrayViewFromImage(moved)
+    hu = np.rint(array).astype(np.int16)
+    hu[:, table] = int(anatomy.TABLE_HU)  # the table does not move with the patient
     if noise_hu > 0:
-        array += noise_hu * rng.standard_normal(array.shape, dtype=np.float32)
-    np.clip(array, CT_MIN_HU, CT_MAX_HU, out=array)
-    out = sitk.GetImageFromArray(np.rint(array).astype(np.int16))
+        hu += _gaussian_table(noise_hu)[rng.integers(0, 65536, size=hu.shape, dtype=np.uint16)]
+    np.clip(hu, CT_MIN_HU, CT_MAX_HU, out=hu)
+    out = sitk.GetImageFromArray(hu)
     out.CopyInformation(hu_ref)
     return out
 
