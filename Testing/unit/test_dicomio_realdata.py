@@ -9,8 +9,11 @@ import shutil
 
 import dicom_factory as f
 import numpy as np
+import pydicom
 import pytest
+import SimpleITK as sitk
 from pydicom.data import get_testdata_file, get_testdata_files
+from pydicom.uid import RLELossless
 
 from startnet.dicomio import discover, load_cycle
 from startnet.errors import DicomInputError
@@ -82,3 +85,26 @@ def test_pydicom_data_ct_of_another_patient_is_refused(tmp_path):
     with pytest.raises(DicomInputError, match="several patients") as err:
         load_cycle(str(tmp_path))
     assert str(tmp_path / "stray") in str(err.value)
+
+
+def test_raw_files_without_preamble_and_rle_compressed_ct(tmp_path):
+    """PACS exports vary: CT slices RLE-compressed (decoded by pydicom), SPECT written as a raw
+    implicit-VR dataset without preamble or file meta; values and geometry are unchanged."""
+    _cycle(tmp_path / "cycle")
+    ct_files = sorted((tmp_path / "cycle" / "CT").iterdir())
+    reference = load_cycle(str(tmp_path))
+    for path in ct_files:
+        ds = pydicom.dcmread(path)
+        ds.compress(RLELossless)
+        ds.save_as(path, enforce_file_format=True)
+    spect = tmp_path / "cycle" / "NM" / "spect"
+    ds = pydicom.dcmread(spect)
+    del ds.file_meta
+    ds.preamble = None
+    ds.save_as(spect, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    assert spect.read_bytes()[128:132] != b"DICM"
+    cycle = load_cycle(str(tmp_path))
+    got, want = cycle.timepoints[0], reference.timepoints[0]
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(got.ct_hu), sitk.GetArrayFromImage(want.ct_hu))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(got.spect_bqml), sitk.GetArrayFromImage(want.spect_bqml))
+    assert got.ct_hu.GetOrigin() == want.ct_hu.GetOrigin()
