@@ -1,0 +1,197 @@
+"""Load existing segmentations onto the reference grid: .seg.nrrd, DICOM SEG, labelmap + names.
+
+* Slicer ``.seg.nrrd``: header fields ``Segment{i}_Name``, ``_LabelValue``, ``_Layer``
+  (multi-layer files are 4-D with the layer as first axis), ``_Color`` ("r g b", 0..1).
+* DICOM SEG (binary or fractional), read with highdicom; geometry from the SEG itself.
+* Labelmaps (.nii, .nii.gz, .nrrd, .mha) with ``labels`` = {value: name} (or {name: value}, or a
+  JSON file holding either); without names, segments are called ``label_<value>``. Names of
+  TotalSegmentator (``kidney_left``...) and Slicer ("left kidney") are understood.
+
+Any grid is accepted and resampled onto ``reference_image``: nearest neighbour by default, or
+``fractional=True``: the fraction of each reference voxel covered by the segment is measured on
+a supersampled copy of the reference grid and the mask is fraction >= 0.5.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from startnet.errors import GeometryError, InputError
+from startnet.segmentation.container import Segmentation, canonical_name
+
+LabelsArg = Optional[Union[Mapping, str, Path]]
+
+
+def _parse_labels(labels: LabelsArg, where: str) -> Optional[Dict[int, str]]:
+    if labels is None:
+        return None
+    if isinstance(labels, (str, Path)):
+        try:
+            labels = json.loads(Path(labels).read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"label names file {labels}: cannot read JSON ({exc})") from exc
+    if not isinstance(labels, Mapping):
+        raise InputError(f"{where}: labels must map label value -> name, got {type(labels).__name__}")
+    out: Dict[int, str] = {}
+    for key, value in labels.items():
+        try:
+            if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.isdigit()
+                                                       and not str(key).isdigit()):
+                out[int(value)] = str(key)
+            else:
+                out[int(key)] = str(value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: label entry {key!r}: {value!r} is not value -> name") from exc
+    return out
+
+
+def _supersampled_grid(reference: sitk.Image, source: sitk.Image) -> Tuple[sitk.Image, List[int]]:
+    factors = [max(1, int(np.ceil(r / s - 1e-6))) for r, s in zip(reference.GetSpacing(), source.GetSpacing())]
+    factors = [min(f, 8) for f in factors]
+    spacing = [r / f for r, f in zip(reference.GetSpacing(), factors)]
+    direction = np.asarray(reference.GetDirection()).reshape(3, 3)
+    shift = direction @ (np.asarray(spacing) / 2 - np.asarray(reference.GetSpacing()) / 2)
+    fine = sitk.Image([n * f for n, f in zip(reference.GetSize(), factors)], sitk.sitkUInt8)
+    fine.SetSpacing(spacing)
+    fine.SetOrigin(tuple(float(v) for v in np.asarray(reference.GetOrigin()) + shift))
+    fine.SetDirection(reference.GetDirection())
+    return fine, factors
+
+
+def resample_mask(mask: sitk.Image, reference: sitk.Image, fractional: bool = False
+                  ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(boolean mask, fraction or None) of a binary ``mask`` image on ``reference``'s grid."""
+    mask = sitk.Cast(mask > 0, sitk.sitkUInt8)
+    if not fractional:
+        out = sitk.Resample(mask, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        return sitk.GetArrayFromImage(out) > 0, None
+    fine, factors = _supersampled_grid(reference, mask)
+    fine_mask = sitk.Resample(mask, fine, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkFloat32)
+    fraction = sitk.GetArrayFromImage(sitk.BinShrink(fine_mask, factors)) if any(f > 1 for f in factors) \
+        else sitk.GetArrayFromImage(fine_mask)
+    return fraction >= 0.5, fraction.astype(np.float32)
+
+
+def _color(text: str) -> Optional[Tuple[float, float, float]]:
+    try:
+        values = tuple(float(v) for v in text.split()[:3])
+    except ValueError:
+        return None
+    return values if len(values) == 3 else None
+
+
+def _read_seg_nrrd(path: Path) -> List[Tuple[str, sitk.Image, Optional[Tuple[float, float, float]]]]:
+    image = sitk.ReadImage(str(path))
+    keys = set(image.GetMetaDataKeys())
+    indices = sorted(int(m.group(1)) for k in keys for m in [re.match(r"Segment(\d+)_Name$", k)] if m)
+    layers = image.GetNumberOfComponentsPerPixel()
+    out = []
+    for i in indices:
+        name = image.GetMetaData(f"Segment{i}_Name")
+        value = int(image.GetMetaData(f"Segment{i}_LabelValue")) if f"Segment{i}_LabelValue" in keys else 1
+        layer = int(image.GetMetaData(f"Segment{i}_Layer")) if f"Segment{i}_Layer" in keys else 0
+        if layer >= layers:
+            raise InputError(f"{path}: Segment{i}_Layer = {layer} but the file has {layers} layer(s)")
+        layer_image = sitk.VectorIndexSelectionCast(image, layer) if layers > 1 else image
+        color = _color(image.GetMetaData(f"Segment{i}_Color")) if f"Segment{i}_Color" in keys else None
+        out.append((name, sitk.Cast(layer_image == value, sitk.sitkUInt8), color))
+    return out
+
+
+def _read_dicom_seg(path: Path) -> List[Tuple[str, sitk.Image, Optional[Tuple[float, float, float]]]]:
+    import highdicom as hd
+
+    try:
+        seg = hd.seg.segread(str(path))
+        volume = seg.get_volume(combine_segments=False, rescale_fractional=True, dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
+        raise InputError(f"{path}: cannot read DICOM SEG ({type(exc).__name__}: {exc})") from exc
+    affine = np.asarray(volume.affine, dtype=float)
+    array = np.asarray(volume.array)  # (i, j, k, segment) along the affine's axes
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    direction = affine[:3, :3] / spacing
+    out = []
+    for position, number in enumerate(seg.get_segment_numbers()):
+        description = seg.get_segment_description(number)
+        voxels = np.ascontiguousarray(np.transpose(array[..., position], (2, 1, 0)))  # -> (k, j, i)
+        image = sitk.GetImageFromArray((voxels >= 0.5).astype(np.uint8))
+        image.SetSpacing(tuple(float(s) for s in spacing))
+        image.SetOrigin(tuple(float(v) for v in affine[:3, 3]))
+        image.SetDirection(tuple(float(v) for v in direction.ravel()))
+        out.append((description.segment_label, image, None))
+    return out
+
+
+def _read_labelmap(path: Path, labels: Optional[Dict[int, str]]) -> List[Tuple[str, sitk.Image, None]]:
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(f"{path}: cannot read as an image ({exc})") from exc
+    if image.GetNumberOfComponentsPerPixel() != 1 or image.GetDimension() != 3:
+        raise InputError(f"{path}: expected a scalar 3D labelmap")
+    array = sitk.GetArrayFromImage(image)
+    present = sorted(int(v) for v in np.unique(array) if v != 0)
+    if labels is None:
+        labels = {v: f"label_{v}" for v in present}
+    out = []
+    for value, name in labels.items():
+        if value not in present:
+            raise InputError(f"{path}: label {value} ('{name}') does not occur in the labelmap; "
+                             f"labels present: {present}")
+        mask = sitk.GetImageFromArray((array == value).astype(np.uint8))
+        mask.CopyInformation(image)
+        out.append((name, mask, None))
+    return out
+
+
+def _is_dicom(path: Path) -> bool:
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with path.open("rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def load_segmentation(path: Union[str, Path], reference_image: sitk.Image, labels: LabelsArg = None,
+                      *, fractional: bool = False, canonical_names: bool = True) -> Segmentation:
+    """Read a segmentation file and put its segments on ``reference_image``'s grid.
+
+    ``labels`` selects/names labelmap values (ignored for .seg.nrrd and DICOM SEG, which carry
+    names). With ``canonical_names`` TotalSegmentator/Slicer spellings become pipeline names
+    (``kidney_left``...). Raises InputError for unreadable files, unknown labels and empty
+    segments, GeometryError when a segment does not overlap the reference image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"segmentation file {path} does not exist")
+    parsed = _parse_labels(labels, str(path))
+    name_lower = path.name.lower()
+    if name_lower.endswith(".seg.nrrd"):
+        segments = _read_seg_nrrd(path)
+        if not segments:
+            raise InputError(f"{path}: no Segment0_Name field; expected a Slicer .seg.nrrd")
+    elif _is_dicom(path):
+        segments = _read_dicom_seg(path)
+    else:
+        segments = _read_labelmap(path, parsed)
+    result = Segmentation(reference_image, source=str(path))
+    for name, mask_image, color in segments:
+        if not np.any(sitk.GetArrayViewFromImage(mask_image)):
+            raise InputError(f"{path}: segment '{name}' is empty")
+        mask, fraction = resample_mask(mask_image, reference_image, fractional)
+        if not mask.any():
+            raise GeometryError(f"{path}: segment '{name}' does not overlap the reference image "
+                                f"(origin {tuple(round(o, 1) for o in reference_image.GetOrigin())}, size "
+                                f"{reference_image.GetSize()}); expected the same patient frame of reference")
+        key = canonical_name(name) if canonical_names else name
+        result.add(key, mask, color, fraction)
+    return result
