@@ -278,3 +278,15 @@ def test_frames_not_matching_slices_and_gated_spect(tmp_path):
     one_timepoint(tmp_path / "gated", mutate=lambda ds: setattr(ds, "ImageType", gated))
     disc = discover(str(tmp_path / "gated"))
     assert [s.reason for s in disc.ignored_series] == ["gated SPECT (ImageType GATED TOMO) is not used for dosimetry"]
+
+
+def test_localizer_inside_the_ct_series_is_set_apart(tmp_path):
+    written = one_timepoint(tmp_path)
+    scout = pydicom.dcmread(written["ct"][0])
+    scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    scout.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    scout.SOPInstanceUID = pydicom.uid.generate_uid()
+    scout.save_as(tmp_path / "CT" / "topogram")  # same SeriesInstanceUID as the axial slices
+    cycle = load_cycle(str(tmp_path))
+    assert cycle.timepoints[0].ct_hu.GetSize() == (20, 20, 14)
+    assert any("mixes roles" in line for line in cycle.log)

@@ -72,18 +72,21 @@ def _corrupt(path: str, exc: Exception) -> str:
     raise DicomInputError(f"{path}: DICOM file is truncated or corrupt ({type(exc).__name__}: {exc})")
 
 
+_TAGS = {"SOPClassUID": 0x00080016, "Modality": 0x00080060, "ImageType": 0x00080008,
+         "SeriesDescription": 0x0008103E, "FrameOfReferenceUID": 0x00200052, "PatientID": 0x00100020}
+
+
 def _text(ds, keyword: str) -> str:
+    tag = _TAGS.get(keyword)
+    if tag is not None:
+        return raw_text(ds, tag)
     value = getattr(ds, keyword, None)
     return "" if value is None else str(value).strip()
 
 
 def _image_type(ds) -> List[str]:
-    value = getattr(ds, "ImageType", None)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip().upper() for v in value.split("\\")]
-    return [str(v).strip().upper() for v in value]
+    text = _text(ds, "ImageType")
+    return [v.strip().upper() for v in text.split("\\")] if text else []
 
 
 def classify(ds) -> Tuple[str, str]:
@@ -137,7 +140,7 @@ def discover(input_dir: str) -> Discovery:
         raise DicomInputError(f"{input_dir}: input folder does not exist or is not a folder")
     log: List[str] = []
     skipped: List[str] = []
-    groups: OrderedDict[Tuple[str, str], SeriesInfo] = OrderedDict()
+    groups: OrderedDict[Tuple[str, str, str], SeriesInfo] = OrderedDict()
     paths = _walk(input_dir)
     for path in paths:
         name = os.path.basename(path)
@@ -165,10 +168,12 @@ def discover(input_dir: str) -> Discovery:
             skipped.append(path)
             log.append(f"skipped {path}: SeriesInstanceUID (0020,000E) missing")
             continue
-        key = (study, series)
+        role, why = classify(ds)
+        key = (study, series, role)
         info = groups.get(key)
         if info is None:
-            role, why = classify(ds)
+            if any(k[:2] == (study, series) for k in groups):
+                log.append(f"series {series} mixes roles: its {role} files ({why}) are grouped apart")
             info = SeriesInfo(
                 study_uid=study, series_uid=series, modality=_text(ds, "Modality"),
                 sop_class_uid=_text(ds, "SOPClassUID"), role=role, reason=why, files=[],
