@@ -14,6 +14,7 @@ empty database of its own (an SQLite file path, or a fresh PostgreSQL database).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -23,7 +24,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import Iterator, List
 
 import pytest
 
@@ -46,12 +47,17 @@ class PostgresServer:
         return self.url(name)
 
 
+class PostgresUnavailable(RuntimeError):
+    """The PostgreSQL server binaries are missing or the server did not start."""
+
+
 def _server_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                    key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
     if not found:
-        pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin: "
-                    "run `bash tools/install-system-deps.sh` (Debian package postgresql)", pytrace=False)
+        raise PostgresUnavailable(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin: "
+            "run `bash tools/install-system-deps.sh` (Debian package postgresql)")
     return Path(found[-1]).parent
 
 
@@ -65,30 +71,45 @@ def _run(cmd: List[str], log: Path) -> None:
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
     if proc.returncode != 0:
         extra = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        pytest.fail(f"PostgreSQL command failed ({' '.join(cmd)}):\n{proc.stdout}\n{extra}", pytrace=False)
+        raise PostgresUnavailable(f"PostgreSQL command failed ({' '.join(cmd)}):\n{proc.stdout}\n{extra}")
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL cluster on a free localhost port (also used by the benchmark)."""
     bindir = _server_bin()
     tmp = Path(tempfile.mkdtemp(prefix="startnet-pg-"))
     data, log = tmp / "data", tmp / "server.log"
     prefix: List[str] = []
-    if os.geteuid() == 0:
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         shutil.chown(tmp, user="postgres", group="postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    _run(prefix + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                   "--locale=C", "--no-sync"], log)
-    port = _free_port()
-    options = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60"
-    _run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options,
-                   "start"], log)
     try:
+        _run(prefix + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                       "--locale=C", "--no-sync"], log)
+        port = _free_port()
+        options = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60"
+        _run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options,
+                       "start"], log)
         yield PostgresServer(host="127.0.0.1", port=port, user="postgres")
     finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        if (data / "postmaster.pid").exists():
+            subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    try:
+        manager = running_postgres()
+        server = manager.__enter__()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        manager.__exit__(None, None, None)
 
 
 _counter = itertools.count()

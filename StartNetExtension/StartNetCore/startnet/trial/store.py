@@ -184,8 +184,7 @@ class TrialStore:
                                        recorded_at_utc=_now(), recorded_by=self.user.name)
                 apply_entry(version, entry)
                 s.add(version)
-                s.flush()
-                record = cycle_dict(version)
+                record = cycle_dict(version)  # written with its audit entry in one flush at commit
                 key = f"{patient.patient_id}/cycle {entry.cycle}"
                 self._audit(s, "add_cycle", "cycle", key, None, record, patient.patient_id)
                 if deviations:

@@ -1,0 +1,94 @@
+"""Trial database benchmark: cost of a fully checked, audited, locked cycle write; status; export.
+
+A trial-sized database (300 patients across the four sites, 7 cycles each = 2100 cycles) is
+written through :meth:`TrialStore.add_cycle` (patient lock, rule check, version row, audit row,
+one transaction each) on SQLite (WAL, synchronous=FULL) and on a throw-away PostgreSQL server.
+Side by side in the same run (interleaved blocks of 50), the baseline is a bare SQLAlchemy Core
+INSERT of the same cycle row into a copy of the table (same columns, no constraints), one
+transaction per row, same database: the ratio is what correctness (lock, rules, audit) costs.
+Also reported: one patient's ``status`` and the CSV export of all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import Column, MetaData, Table, insert
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from startnet.trial import summary  # noqa: E402
+from startnet.trial.identity import User  # noqa: E402
+from startnet.trial.models import CycleVersion  # noqa: E402
+from startnet.trial.records import CycleEntry  # noqa: E402
+from startnet.trial.store import TrialStore  # noqa: E402
+
+SITES = ("Sahlgrenska", "Skåne", "Karolinska", "Uppsala")
+N_PATIENTS, N_CYCLES = 300, 7
+D0 = dt.date(2025, 1, 13)
+
+
+def _fill(store: TrialStore):
+    """Write every cycle; after each block of 50, as many bare INSERTs (interleaved, so that the
+    machine's load affects both alike). Returns (s per add_cycle, s per bare insert)."""
+    for i in range(N_PATIENTS):
+        store.enroll(f"SN-{i:04d}", SITES[i % 4], 1 + i % 3, dt.date(2025, 1, 2))
+    jobs = [(i, k) for k in range(1, N_CYCLES + 1) for i in range(N_PATIENTS) if not (i % 3 == 2 and k > 4)]
+    now = dt.datetime.now(dt.timezone.utc)
+    bare_table = Table("bench_bare_cycles", MetaData(),  # same columns, no constraints or indexes
+                       *[Column(c.name, c.type, primary_key=c.primary_key) for c in CycleVersion.__table__.columns])
+    bare_table.create(store.engine)
+    checked_s = bare_s = 0.0
+    for start in range(0, len(jobs), 50):
+        block = jobs[start:start + 50]
+        t0 = time.perf_counter()
+        for i, k in block:
+            store.add_cycle(f"SN-{i:04d}", CycleEntry(k, D0 + dt.timedelta(weeks=10 * (k - 1)), 7.4,
+                                                      2.5 + 0.001 * i))
+        t1 = time.perf_counter()
+        for j in range(len(block)):
+            with store.engine.begin() as conn:
+                conn.execute(insert(bare_table), [{
+                    "patient_pk": 1, "cycle": 1000 + start + j, "version": 1, "current": True, "date": D0,
+                    "activity_gbq": 7.4, "kidney_gy": 2.5, "recorded_at_utc": now, "recorded_by": "bench"}])
+        t2 = time.perf_counter()
+        checked_s += t1 - t0
+        bare_s += t2 - t1
+    return checked_s / len(jobs), bare_s / len(jobs)
+
+
+def _measure(table, label: str, url: str) -> None:
+    store = TrialStore.initialise(url, User("bench"))
+    per_write_s, per_bare_s = _fill(store)
+    status_t0 = time.perf_counter()
+    for i in range(0, N_PATIENTS, 10):
+        summary.status(store, f"SN-{i:04d}")
+    per_status_s = (time.perf_counter() - status_t0) / (N_PATIENTS // 10)
+    export_t0 = time.perf_counter()
+    text = summary.export_csv_text(store)
+    export_s = time.perf_counter() - export_t0
+    problems = summary.check_consistency(store)
+    store.close()
+    table.add(f"{label}: add_cycle (lock+rules+version+audit, 1 txn)",
+              f"{per_write_s * 1e3:.2f} ms/cycle", ratio=per_write_s / per_bare_s, target="<= 5x",
+              note=f"vs bare INSERT {per_bare_s * 1e3:.2f} ms/row, same database")
+    table.add(f"{label}: status of one patient ({N_CYCLES} cycles)", f"{per_status_s * 1e3:.1f} ms")
+    table.add(f"{label}: CSV export", f"{export_s:.2f} s", note=f"{text.count(chr(10)) - 1} rows")
+    table.add(f"{label}: consistency check after the run", f"{len(problems)} problems")
+
+
+def run(table) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        _measure(table, "sqlite", str(Path(folder) / "bench.db"))
+    from trial_postgres import PostgresUnavailable, running_postgres
+
+    try:
+        with running_postgres() as server:
+            _measure(table, "postgresql", server.create_database("bench"))
+    except PostgresUnavailable as exc:
+        table.add("postgresql", "not measured", note=str(exc).splitlines()[0])
