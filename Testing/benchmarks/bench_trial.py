@@ -1,6 +1,6 @@
 """Trial database benchmark: cost of a fully checked, audited, locked cycle write; status; export.
 
-A trial-sized database (300 patients across the four sites, 7 cycles each = 2100 cycles) is
+A trial-sized database (300 patients across the four sites, 7 cycles each, arm 3: 4; 1800 cycles) is
 written through :meth:`TrialStore.add_cycle` (patient lock, rule check, version row, audit row,
 one transaction each) on SQLite (WAL, synchronous=FULL) and on a throw-away PostgreSQL server.
 Side by side in the same run (interleaved blocks of 50), the baseline is a bare SQLAlchemy Core
