@@ -268,3 +268,18 @@ def test_each_file_parsed_once_and_pixels_read_once(tmp_path, monkeypatch):
     assert len(cycle.timepoints) == 2
     assert len(parses) == n_files and max(parses.values()) == 1
     assert len(pixel_reads) == n_files and max(pixel_reads.values()) == 1
+
+
+def test_second_bed_position_is_not_silently_dropped(tmp_path):
+    vol = stored_volume()
+    acq = INJ + dt.timedelta(hours=24)
+    study, for_uid = "1.2.3.11", "1.2.3.12"
+    upper = f.write_nm_multiframe(str(tmp_path / "bed1"), vol, (-60, -60, -40), SPACING, acquisition=acq,
+                                  injection=INJ, study_uid=study, for_uid=for_uid)
+    lower = f.write_nm_multiframe(str(tmp_path / "bed2"), vol, (-60, -60, -400), SPACING,
+                                  acquisition=acq + dt.timedelta(minutes=22), injection=INJ, study_uid=study,
+                                  for_uid=for_uid)
+    cycle = load_cycle(str(tmp_path))
+    assert len(cycle.timepoints) == 1
+    message = next(w for w in cycle.warnings if "another bed position" in w)
+    assert upper in message and lower in message and "0 % overlap" in message

@@ -33,6 +33,8 @@ def register(subparsers) -> None:
                         help="injected activity (MBq), replacing the header value")
     parser.add_argument("--dead-time-s", type=float, default=None,
                         help="paralysable dead time of the camera (s) for count images")
+    parser.add_argument("--acquisition-duration-s", type=float, default=None,
+                        help="SPECT acquisition duration (s) the calibration refers to, replacing the header")
     parser.add_argument("--timezone", default=None,
                         help="IANA zone of local DICOM times (default Europe/Stockholm)")
     parser.set_defaults(handler=run)
@@ -45,7 +47,7 @@ def run(args) -> int:
     overrides = Overrides(
         injection_datetime=args.injection_datetime, injected_activity_mbq=args.injected_activity_mbq,
         calibration_cps_per_mbq=args.calibration_cps_per_mbq, dead_time_s=args.dead_time_s,
-        timezone=args.timezone or DEFAULT_TIMEZONE,
+        timezone=args.timezone or DEFAULT_TIMEZONE, acquisition_duration_s=args.acquisition_duration_s,
     )
     cycle = load_cycle(args.input_dir, overrides)
     if args.json:

@@ -73,7 +73,7 @@ def _candidate(info: SeriesInfo, zone) -> _Candidate:
     return _Candidate(info, ds, path, ctx, acq, source, rank)
 
 
-def _group_acquisitions(cands: List[_Candidate], log: List[str]) -> List[_Candidate]:
+def _group_acquisitions(cands: List[_Candidate], log: List[str], warnings: List[str]) -> List[_Candidate]:
     cands = sorted(cands, key=lambda c: c.acquisition_utc)
     groups: List[List[_Candidate]] = []
     for c in cands:
@@ -85,11 +85,42 @@ def _group_acquisitions(cands: List[_Candidate], log: List[str]) -> List[_Candid
     for group in groups:
         best = max(group, key=lambda c: c.rank)
         best.alternatives = [c.series for c in group if c is not best]
-        for alt in best.alternatives:
+        for other in group:
+            if other is best:
+                continue
+            alt = other.series
             log.append(f"alternative reconstruction {alt.series_uid} ('{alt.description}') of the same "
                        f"acquisition not used; chose {best.series.series_uid} ('{best.series.description}')")
+            overlap = _z_overlap(best, other)
+            if overlap is not None and overlap < 0.5:
+                warnings.append(
+                    f"SPECT {alt.series_uid} ({other.path}) starts within 30 min of {best.series.series_uid} "
+                    f"({best.path}) but covers another bed position ({100 * overlap:.0f} % overlap along z); "
+                    "only the latter is used (multi-bed SPECT is not merged)")
         chosen.append(best)
     return chosen
+
+
+def _z_range(cand: _Candidate) -> Optional[Tuple[float, float]]:
+    try:
+        if len(cand.series.files) > 1:
+            zs = [float(ds.ImagePositionPatient[2]) for ds in cand.series.headers]
+            return min(zs), max(zs)
+        grid = nm_multiframe_grid(cand.ds, cand.path, [])
+        n = int(getattr(cand.ds, "NumberOfFrames", 1) or 1)
+        ends = [float(grid.origin[2]), float(grid.origin[2] + grid.direction[2, 2] * grid.spacing[2] * (n - 1))]
+        return min(ends), max(ends)
+    except (DicomInputError, AttributeError, TypeError, ValueError, IndexError):
+        return None
+
+
+def _z_overlap(a: _Candidate, b: _Candidate) -> Optional[float]:
+    """Overlap of two reconstructions along z as a fraction of the shorter one (None: unknown)."""
+    ra, rb = _z_range(a), _z_range(b)
+    if ra is None or rb is None:
+        return None
+    shorter = max(min(ra[1] - ra[0], rb[1] - rb[0]), 1e-6)
+    return max(0.0, min(ra[1], rb[1]) - max(ra[0], rb[0])) / shorter
 
 
 def _ct_time(info: SeriesInfo, zone) -> Optional[_dt.datetime]:
@@ -210,7 +241,7 @@ def load_cycle(input_dir: str, overrides: Optional[Overrides] = None, nuclide: N
         raise DicomInputError(f"{disc.input_dir}: no SPECT reconstruction (NM, ImageType RECON TOMO) found "
                               f"among {len(disc.series)} series ({seen})")
     patient_id = _check_patient(disc)
-    cands = _group_acquisitions([_candidate(s, zone) for s in disc.spect_series], log)
+    cands = _group_acquisitions([_candidate(s, zone) for s in disc.spect_series], log, warnings)
     for c in cands:
         warnings.extend(c.ctx.warnings)
         c.ctx.warnings = warnings

@@ -161,6 +161,8 @@ def to_bqml(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, ds, 
         if overrides.calibration_cps_per_mbq is not None:
             warnings.append(f"{path}: images are already in Bq/mL ({source}); the calibration factor "
                             "override is not used")
+        if overrides.dead_time_s:
+            warnings.append(f"{path}: images are already in Bq/mL; the dead-time override is not used")
         factor = _decay_to_start(ds, path, lam, acquisition_utc, injection_utc, duration, ctx, conv, warnings)
         conv["decay_factor"] = factor
         return (values * factor).astype(np.float32), conv
