@@ -99,7 +99,7 @@ def draw_dose_slice(ax: Axes, inp: ReportInput, plane: str, centre: Tuple[int, i
                   interpolation="bilinear")
     dose_slice = np.ma.masked_less(take(dose), 0.05 * vmax_gy)
     image = ax.imshow(dose_slice, cmap=DOSE_CMAP, vmin=0.0, vmax=vmax_gy, alpha=0.6 if inp.ct_hu is not None else 1.0,
-                      origin=origin, extent=extent, interpolation="bilinear")
+                      origin=origin, extent=extent, interpolation="nearest")
     xs = (np.arange(n_cols) + 0.5) * sx
     ys = (np.arange(n_rows) + 0.5) * row_mm
     for name, mask in inp.masks.items():

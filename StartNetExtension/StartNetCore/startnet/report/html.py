@@ -71,9 +71,9 @@ def render_figures(inp: ReportInput, names: List[str], log_y: bool = True) -> Di
         vmax = figures.dose_display_max(inp, centre)
         image = None
         for i, plane in enumerate(("axial", "coronal")):
-            ax = fig.add_axes((0.01 + i * 0.455, 0.03, 0.44, 0.89))
+            ax = fig.add_axes((0.01 + i * 0.44, 0.03, 0.425, 0.89))
             image = figures.draw_dose_slice(ax, inp, plane, centre, vmax, colours)
-        bar = fig.colorbar(image, cax=fig.add_axes((0.925, 0.08, 0.018, 0.8)))
+        bar = fig.colorbar(image, cax=fig.add_axes((0.895, 0.08, 0.018, 0.8)))
         bar.set_label("Absorbed dose (Gy)", fontsize=7)
         bar.ax.tick_params(labelsize=6)
         out["dose_maps"] = _png(fig)

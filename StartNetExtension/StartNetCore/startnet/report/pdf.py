@@ -237,7 +237,8 @@ def _budget_and_warnings(fig: Figure, inp: ReportInput, layout: PageLayout, budg
     _section(fig, rect, "Cumulative kidney dose vs limit" if budget.has_trial else "Kidney dose vs limit")
     x, b, w, h = rect
     text_h = 0.036
-    ax = fig.add_axes((x + 0.01, b + text_h + 0.026, w - 0.02, h - TITLE_H - text_h - 0.030))
+    bar_h = min(h - TITLE_H - text_h - 0.030, 0.03)
+    ax = fig.add_axes((x + 0.01, b + h - TITLE_H - 0.004 - bar_h, w - 0.02, bar_h))
     figures.draw_kidney_budget(ax, budget)
     summary = []
     if budget.cumulative_gy is not None and budget.remaining_gy is not None:
@@ -247,7 +248,7 @@ def _budget_and_warnings(fig: Figure, inp: ReportInput, layout: PageLayout, budg
         summary.append(budget.projection_note)
     text = "\n".join(textwrap.fill(s, 80) for s in summary)
     colour = "#b03a2e" if budget.next_allowed is False else "#222222"
-    fig.text(x, b + 0.002, text, fontsize=5.8, va="bottom", color=colour)
+    fig.text(x, b + h - TITLE_H - bar_h - 0.032, text, fontsize=5.8, va="top", color=colour)
 
     rect = layout.regions["warnings"]
     warnings = tables.collect_warnings(inp.results)
@@ -333,7 +334,7 @@ def _dose_maps(fig: Figure, inp: ReportInput, layout: PageLayout, colours: Dict[
     image = None
     for plane in ("axial", "coronal"):
         rx, rb, rw, rh = layout.regions[f"dose_{plane}"]
-        ax = fig.add_axes((rx, rb, rw, rh - TITLE_H - 0.002))
+        ax = fig.add_axes((rx, rb, rw, rh - TITLE_H - 0.014))
         image = figures.draw_dose_slice(ax, inp, plane, centre, vmax, colours)
     cx, cb, cw, ch = layout.regions["dose_colorbar"]
     cax = fig.add_axes((cx + 0.008, cb + 0.01, 0.012, ch - TITLE_H - 0.03))
