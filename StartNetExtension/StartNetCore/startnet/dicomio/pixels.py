@@ -79,7 +79,10 @@ def read_frames(ds, path: str, layouts: Optional[Dict] = None) -> np.ndarray:
             layouts[key] = layout
     rows, cols, bits, signed, frames, stored_bits, dtype = layout
     expected = rows * cols * frames
-    element = ds.get_item(PIXEL_DATA_TAG, keep_deferred=True)
+    try:
+        element = ds.get_item(PIXEL_DATA_TAG, keep_deferred=True)
+    except TypeError:  # pydicom < 3 (Slicer's bundled one) reads the deferred value here, once
+        element = ds.get_item(PIXEL_DATA_TAG)
     if element is None:
         raise DicomInputError(f"{path}: PixelData (7FE0,0010) is missing (no image, or the file is truncated)")
     if syntax in _LITTLE_ENDIAN_UNCOMPRESSED or syntax == _BIG_ENDIAN:
