@@ -15,10 +15,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
-from scipy.special import ndtri
 
 from startnet.errors import InputError
-from startnet.phantom import anatomy, motion, render
+from startnet.phantom import anatomy, ctsim, motion, render
 from startnet.phantom.config import GridSpec, PhantomConfig
 from startnet.phantom.truth import (
     CompartmentTruth,
@@ -26,8 +25,6 @@ from startnet.phantom.truth import (
     compartment_truths,
     structure_truth,
 )
-
-CT_MIN_HU, CT_MAX_HU = -1024, 3071
 
 
 @dataclass
@@ -109,31 +106,6 @@ def _render(config: PhantomConfig, compartments: np.ndarray, lut: np.ndarray,
     return _image(bqml.astype(np.float32), config.spect_grid)
 
 
-def _gaussian_table(sigma_hu: float) -> np.ndarray:
-    """65536 equiprobable Gaussian CT-noise values (int16 HU): indexed by uniform uint16 draws."""
-    quantiles = (np.arange(65536, dtype=np.float64) + 0.5) / 65536.0
-    return np.rint(sigma_hu * ndtri(quantiles)).astype(np.int16)
-
-
-def _moved_ct(hu_ref: sitk.Image, transform: sitk.Euler3DTransform, table: np.ndarray, noise_hu: float,
-              rng: np.random.Generator) -> sitk.Image:
-    """The time point's CT: the patient moved by ``transform``, the table fixed, fresh Gaussian noise."""
-    if transform.GetParameters() == (0.0,) * 6:
-        array = sitk.GetArrayFromImage(hu_ref)
-    else:
-        moved = sitk.Resample(hu_ref, hu_ref, transform.GetInverse(), sitk.sitkLinear, anatomy.AIR_HU,
-                              sitk.sitkFloat32)
-        array = sitk.GetArrayViewFromImage(moved)
-    hu = np.rint(array).astype(np.int16)
-    hu[:, table] = int(anatomy.TABLE_HU)  # the table does not move with the patient
-    if noise_hu > 0:
-        hu += _gaussian_table(noise_hu)[rng.integers(0, 65536, size=hu.shape, dtype=np.uint16)]
-    np.clip(hu, CT_MIN_HU, CT_MAX_HU, out=hu)
-    out = sitk.GetImageFromArray(hu)
-    out.CopyInformation(hu_ref)
-    return out
-
-
 def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
     """Build the synthetic patient, its time points and its ground truth (see module docstring)."""
     config = config or PhantomConfig()
@@ -144,9 +116,7 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
     comp = anatomy.paint_compartments(ct_grid, config.torso_half_length_mm)
     counts = np.bincount(comp.ravel(), minlength=256)
     truths = compartment_truths(counts, ct_grid.voxel_volume_ml, config.injected_activity_mbq)
-    hu_ref = _image(anatomy.hu_lut()[comp], ct_grid)
     labels = _image(anatomy.structure_lut()[comp], ct_grid)
-    table = anatomy.table_mask(ct_grid)
     timings["anatomy"] = time.perf_counter() - start
 
     hours = [float(h) for h in config.timepoints_h]
@@ -160,8 +130,8 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
     t_ct = t_spect = 0.0
     for index, (h, transform) in enumerate(zip(hours, transforms)):
         t0 = time.perf_counter()
-        ct = _moved_ct(hu_ref, transform, table, config.ct_noise_hu if config.noise else 0.0,
-                       np.random.default_rng(seeds[2 * index]))
+        ct = ctsim.moved_ct(comp, ct_grid, transform, config.ct_noise_hu if config.noise else 0.0,
+                            np.random.default_rng(seeds[2 * index]))
         t1 = time.perf_counter()
         lut = activity_per_voxel_lut(truths, h)
         true_img = _render(config, comp, lut, transform, blur=False)
