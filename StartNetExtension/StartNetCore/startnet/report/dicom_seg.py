@@ -26,7 +26,7 @@ from startnet import __version__
 from startnet.errors import DicomInputError, GeometryError, InputError, OutputError
 
 ALGORITHM_TYPES = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
-_ANATOMY = codes.SCT.AnatomicalStructure
+_ANATOMY = hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure")  # pydicom 2.4 (Python 3.9): ambiguous keyword
 _ABNORMAL = codes.SCT.MorphologicallyAbnormalStructure
 _LEFT_KIDNEY = hd.sr.CodedConcept("18639004", "SCT", "Left kidney")
 _RIGHT_KIDNEY = hd.sr.CodedConcept("9846003", "SCT", "Right kidney")
