@@ -49,11 +49,16 @@ def test_nominal_activity_caps_when_dose_allows_more():
     assert "nominal" in nxt.reason
 
 
-def test_max_activity_rounds_down_to_whole_mbq():
-    # 26.75 + 2.25 = 29 Gy; last cycle 2.25 Gy / 7.5 GBq = 0.3 Gy/GBq; 1.0 / 0.3 = 3.3333 -> 3.333 GBq
+def test_max_activity_is_the_formula_value_shown_rounded_down():
+    # 26.75 + 2.25 = 29 Gy; last cycle 2.25 Gy / 7.5 GBq = 0.3 Gy/GBq; 1.0 / 0.3 = 3.3333 GBq
     nxt = next_cycle(P, 2, _cycles([26.75, 2.25]), ENROLLED)
-    assert nxt.max_activity_gbq == 3.333
-    assert nxt.max_activity_gbq * 0.3 <= 1.0  # never rounded up over the limit
+    assert nxt.max_activity_gbq == pytest.approx(1.0 / 0.3, rel=1e-12)
+    assert "3.333 GBq" in nxt.reason  # the text never rounds up over the limit
+    # 29.0 Gy after 0.3 Gy/GBq: 3.3333 GBq allowed; 3.334 is a deviation, 3.333 is not
+    date = _cycles([26.75, 2.25])[-1].date + dt.timedelta(weeks=10)
+    assert check_cycle(P, 2, _cycles([26.75, 2.25]), CycleDose(3, date, 3.333, 1.0), ENROLLED) == []
+    devs = check_cycle(P, 2, _cycles([26.75, 2.25]), CycleDose(3, date, 3.334, 1.0), ENROLLED)
+    assert [d.code for d in devs] == ["activity_above_maximum"]
 
 
 def test_limit_reached_refuses_next_cycle_with_reason():
@@ -75,7 +80,8 @@ def test_arm3_four_fixed_cycles_dose_not_limiting():
                        ENROLLED) == []
     four = _cycles([8.0] * 4)
     summary = dose_summary(P, 3, four, ENROLLED)
-    assert summary.cumulative_kidney_gy == 32.0 and summary.remaining_kidney_gy == -2.0
+    assert summary.cumulative_kidney_gy == 32.0 and summary.remaining_kidney_gy == 0.0
+    assert summary.limit_exceeded_by_gy == 2.0
     assert not summary.next_cycle.allowed and "4 fixed cycles" in summary.next_cycle.reason
     fifth = CycleDose(5, four[-1].date + dt.timedelta(weeks=10), 7.5, 8.0)
     assert [d.code for d in check_cycle(P, 3, four, fifth, ENROLLED)] == ["fixed_cycles_exceeded"]

@@ -12,8 +12,10 @@ site can change them (and the database records which values were used):
   dose is still reported);
 * planning estimate of kidney Gy/GBq = that of the most recent cycle (every stored cycle has
   kidney dosimetry, so "most recent cycle with dosimetry" is the most recent cycle);
-* maximum activity of the next cycle = min(nominal, remaining dose / planning Gy/GBq), rounded
-  *down* to 1 MBq so that the rounded value never exceeds the limit.
+* maximum activity of the next cycle = min(nominal, remaining dose / planning Gy/GBq), exactly
+  as the formula gives it (texts show it rounded *down* to 1 MBq, never up over the limit);
+* remaining dose = limit - cumulative, never below 0 (an overshoot is reported separately as
+  ``limit_exceeded_by_gy``).
 """
 
 from __future__ import annotations
@@ -152,7 +154,8 @@ class NextCycle:
 class DoseSummary:
     limit_gy: float
     cumulative_kidney_gy: float
-    remaining_kidney_gy: float
+    remaining_kidney_gy: float                  # >= 0
+    limit_exceeded_by_gy: float                 # >= 0: cumulative - limit when above it
     cumulative_uncertainty_gy: Optional[float]  # linear sum: cycles' errors taken as fully correlated
     cumulative_bed_gy: Optional[float]          # sum over cycles (full repair between cycles)
     next_cycle: NextCycle
@@ -214,9 +217,9 @@ def next_cycle(protocol: Protocol, arm: int, cycles: Sequence[CycleDose],
         reason = (f"remaining {remaining:.2f} Gy of the {limit:g} Gy limit at {planning:.3f} Gy/GBq "
                   f"(cycle {cycles[-1].cycle}) allows {by_dose:.2f} GBq: nominal {nominal:g} GBq")
     else:
-        max_gbq = _floor_mbq(by_dose)
+        max_gbq = by_dose
         reason = (f"remaining {remaining:.2f} Gy of the {limit:g} Gy limit at {planning:.3f} Gy/GBq "
-                  f"(cycle {cycles[-1].cycle}) limits the activity to {max_gbq:.3f} GBq")
+                  f"(cycle {cycles[-1].cycle}) limits the activity to {_floor_mbq(by_dose):.3f} GBq")
     return NextCycle(number, True, max_gbq, earliest, latest, reason, planning)
 
 
@@ -230,7 +233,8 @@ def dose_summary(protocol: Protocol, arm: int, cycles: Sequence[CycleDose],
     return DoseSummary(
         limit_gy=protocol.kidney_limit_gy,
         cumulative_kidney_gy=cumulative,
-        remaining_kidney_gy=_clean(protocol.kidney_limit_gy - cumulative),
+        remaining_kidney_gy=max(0.0, _clean(protocol.kidney_limit_gy - cumulative)),
+        limit_exceeded_by_gy=max(0.0, _clean(cumulative - protocol.kidney_limit_gy)),
         cumulative_uncertainty_gy=u_total,
         cumulative_bed_gy=bed_total,
         next_cycle=next_cycle(protocol, arm, cycles, enrolled),
@@ -273,7 +277,7 @@ def check_cycle(protocol: Protocol, arm: int, prior: Sequence[CycleDose], propos
             deviations.append(Deviation(
                 "activity_above_maximum",
                 f"activity {proposed.activity_gbq:g} GBq is above the allowed maximum "
-                f"{plan.max_activity_gbq:.3f} GBq ({plan.reason})"))
+                f"{_floor_mbq(plan.max_activity_gbq):.3f} GBq ({plan.reason})"))
         if plan.latest_date is not None and plan.earliest_date is not None and not (
                 plan.earliest_date <= proposed.date <= plan.latest_date):
             deviations.append(Deviation(

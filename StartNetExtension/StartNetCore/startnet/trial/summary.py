@@ -49,6 +49,7 @@ def status(store: TrialStore, patient_id: str) -> Dict[str, Any]:
         "dose_limited": rules.dose_limited,
         "cumulative_kidney_gy": summary.cumulative_kidney_gy,
         "remaining_kidney_gy": summary.remaining_kidney_gy,
+        "limit_exceeded_by_gy": summary.limit_exceeded_by_gy,
         "cumulative_kidney_uncertainty_gy": summary.cumulative_uncertainty_gy,
         "cumulative_kidney_bed_gy": summary.cumulative_bed_gy,
         "nominal_activity_gbq": protocol.nominal_activity_gbq,
