@@ -61,7 +61,11 @@ def _base(sop_class: str, modality: str, study_uid: str, series_uid: str, for_ui
 
 def _save(ds: Dataset, path: str) -> str:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    try:
+        ds.save_as(path, enforce_file_format=True)
+    except TypeError:  # pydicom 2.x (as bundled with Slicer)
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(path, write_like_original=False)
     return path
 
 
