@@ -21,14 +21,22 @@ Contract used by the pipeline (all times timezone-aware, UTC in results)::
   (SimpleITK int16 HU, float32 when the rescale is not integral; None only when no CT exists,
   with a warning), ``spect_series_uid``, ``ct_series_uid``, ``frame_of_reference_uid``,
   ``study_uid``, ``conversion`` (mode "bqml" | "counts", source, calibration_cps_per_mbq,
-  frame_duration_s, decay_factor, decay_correction_header, dead_time_s, dead_time_factor,
-  half_life_h, half_life_source, acquisition_start_source, timezone_source), ``source_files``,
-  ``spect_file``, ``warnings``, ``total_activity_mbq`` and ``to_dict()``.
+  frame_duration_s and its source, decay_factor (multiplier applied to reach the activity at
+  the acquisition start), decay_correction_header, decay_reference_utc, dead_time_s,
+  dead_time_factor, observed_count_rate_cps, half_life_h, half_life_source,
+  acquisition_start_source, timezone_source), ``source_files``, ``spect_file``, ``warnings``,
+  ``total_activity_mbq`` and ``to_dict()``.
+- ``load_cycle(..., discovery=d)`` reuses a ``Discovery`` already made (headers parsed once).
+
+Command line: ``startnet inspect INPUT_DIR [--json] [--calibration-cps-per-mbq X]
+[--injection-datetime ISO] [--injected-activity-mbq X] [--dead-time-s T]
+[--acquisition-duration-s T] [--timezone ZONE]``.
 
 Rules and their modules: discovery and roles (``discovery``), time zones and acquisition start
 (``timing``), injection/activity/nuclide and their fallbacks (``radiopharm``), geometry
 (``geometry``), pixel reading once per file (``pixels``), units and decay/dead-time corrections
-(``units``), choice of reconstruction and CT per time point (``loader``). Every bad input raises
+(``units``), choice of reconstruction and CT per time point (``loader``), header access without
+pydicom's per-value conversion for speed (``rawattr``). Every bad input raises
 ``startnet.errors.DicomInputError`` naming the file and attribute; nothing is written to the input.
 """
 
