@@ -37,9 +37,13 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
 
 
 def register(subparsers) -> None:
-    trial = subparsers.add_parser("trial", help="START-NET trial tracker (patients, cycles, kidney dose)",
-                                  description=__doc__.split("\n\n")[1],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    trial = subparsers.add_parser(
+        "trial", help="START-NET trial tracker (patients, cycles, kidney dose)",
+        description="Records START-NET patients and cycles and checks the next cycle against the protocol. "
+                    "--db takes an SQLAlchemy URL or an SQLite file path (env STARTNET_TRIAL_DB). "
+                    "--user/--user-site (env STARTNET_USER/STARTNET_USER_SITE) name who acts; the default is "
+                    "the operating-system user with no site restriction. Exit codes: 0 done, 2 bad input, "
+                    "3 refused by the trial rules.")
     _common(trial, top=True)
     sub = trial.add_subparsers(dest="trial_command", metavar="ACTION")
     trial.set_defaults(handler=lambda args: (trial.print_help(), 2)[1])
