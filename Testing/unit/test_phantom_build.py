@@ -174,6 +174,32 @@ def test_electron_dose_is_closed_form(clean):
     assert liver["mass_g"] == pytest.approx(liver["volume_ml"] * 1.055, rel=1e-9)  # 55 HU -> 1.055 g/mL
 
 
+def test_true_tia_image_sums_to_truth(clean):
+    for name in ("kidney_left", "tumour_2", "liver"):
+        tia = _arr(clean.render_tia_mbq_h([name])).astype(np.float64).sum()
+        assert tia == pytest.approx(clean.truth["structures"][name]["tia_mbq_h"], rel=1e-5)
+    assert _arr(clean.render_tia_mbq_h()).astype(np.float64).sum() == pytest.approx(
+        clean.truth["total_tia_mbq_h"], rel=1e-5)
+
+
+def test_photon_convolution_reproduces_the_point_kernel():
+    # one source block (compartment 1) in a 24^3 block grid of 1-voxel blocks (6 mm voxels)
+    comp = np.zeros((24, 24, 24), dtype=np.uint8)
+    comp[12, 12, 12] = 1
+    tia = np.zeros(256)
+    tia[1] = 2.0  # MBq.h
+    shells = {}
+    for label, offset in enumerate([(0, 0, 4), (0, 5, 0), (7, 0, 0), (3, 4, 0)], start=2):
+        z, y, x = 12 + offset[0], 12 + offset[1], 12 + offset[2]
+        comp[z, y, x] = label
+        shells[label] = 6.0 * float(np.linalg.norm(offset))
+    structure_of = np.arange(256)  # each compartment its own region
+    dose, _ = photon.photon_dose_per_structure(comp, tia, structure_of, 8, (6.0, 6.0, 6.0))
+    for label, r_mm in shells.items():
+        expected = 2.0 * photon.point_kernel_gy_per_mbq_h(np.array(r_mm))
+        assert dose[label] == pytest.approx(float(expected), rel=0.03), (label, r_mm)
+
+
 def test_photon_kernel_conserves_energy_and_photon_share_is_small(clean):
     r = np.logspace(-3, 4.5, 20000)  # mm
     integrand = photon.point_kernel_gy_per_mbq_h(r) * 1000.0 * 4 * np.pi * (r / 1000.0) ** 2  # J/(MBq.h) per m

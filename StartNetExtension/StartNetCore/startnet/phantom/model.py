@@ -24,6 +24,7 @@ from startnet.phantom.truth import (
     activity_per_voxel_lut,
     compartment_truths,
     structure_truth,
+    tia_per_voxel_lut,
 )
 
 
@@ -75,6 +76,27 @@ class Phantom:
                 keep[c.index] = c.structure in structures
             lut = np.where(keep, lut, 0.0)
         return _render(self.config, self.compartments, lut, tp.true_transform, blur)
+
+    def render_tia_mbq_h(self, structures: Optional[List[str]] = None) -> sitk.Image:
+        """True time-integrated activity per SPECT voxel (MBq.h, float32), reference pose, no blur.
+
+        Summed over a structure's voxels it gives the structure's ``tia_mbq_h`` in the truth; a dose
+        engine fed with it isolates dose-engine errors from kinetic-fit errors.
+        """
+        lut = tia_per_voxel_lut(self.compartment_truths)
+        if structures is not None:
+            unknown = [s for s in structures if s not in anatomy.STRUCTURE_LABELS]
+            if unknown:
+                raise InputError(f"Phantom.render_tia_mbq_h: unknown structures {unknown}")
+            keep = np.array([False] * 256)
+            for c in anatomy.COMPARTMENTS:
+                keep[c.index] = c.structure in structures
+            lut = np.where(keep, lut, 0.0)
+        identity = self.timepoints[self.reference_index].true_transform
+        matrix, offset = motion.affine_parts(identity)
+        tia = render.splat_activity(self.compartments, lut, self.config.ct_grid, self.config.spect_grid, matrix,
+                                    offset)
+        return _image(tia.astype(np.float32), self.config.spect_grid)
 
     def structure_fraction(self, index: int, structure: str) -> sitk.Image:
         """Fraction (0..1) of each SPECT voxel's true activity that belongs to ``structure``.
