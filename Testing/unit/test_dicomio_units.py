@@ -283,3 +283,16 @@ def test_second_bed_position_is_not_silently_dropped(tmp_path):
     assert len(cycle.timepoints) == 1
     message = next(w for w in cycle.warnings if "another bed position" in w)
     assert upper in message and lower in message and "0 % overlap" in message
+
+
+def test_acquisition_duration_override_for_counts(tmp_path):
+    vol = stored_volume()
+    f.spect_and_ct(str(tmp_path), vol, acquisition=INJ + dt.timedelta(hours=24), injection=INJ, units="CNTS",
+                   rescale_slope=None, frame_duration_ms=None)
+    with pytest.raises(Exception, match="ActualFrameDuration \\(0018,1242\\) is missing"):
+        load_cycle(str(tmp_path), Overrides(calibration_cps_per_mbq=9.0))
+    cycle = load_cycle(str(tmp_path), Overrides(calibration_cps_per_mbq=9.0, acquisition_duration_s=900.0))
+    tp = cycle.timepoints[0]
+    assert tp.conversion["frame_duration_source"] == "override"
+    assert cycle.overrides_applied["acquisition_duration_s"] == 900.0
+    np.testing.assert_allclose(spect_array(tp), _expected_counts_bqml(vol, 9.0, 900.0), rtol=2e-6)
