@@ -19,6 +19,7 @@ log-log interpolated.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import List, Tuple
 
 import numpy as np
@@ -71,9 +72,13 @@ def emitted_photon_energy_j_per_mbq_h() -> float:
     return sum(y * e * 1.0e-3 * MEV_TO_J for e, y in LINES_KEV_YIELD) * DECAYS_PER_MBQ_H
 
 
+@lru_cache(maxsize=4)
 def block_kernel(block_mm: Tuple[float, float, float], half_size: Tuple[int, int, int],
                  near: int = 2, sub: int = 4) -> np.ndarray:
-    """Kernel on the block grid (z, y, x): mean dose (Gy) in a block per MBq.h in another block."""
+    """Kernel on the block grid (z, y, x): mean dose (Gy) in a block per MBq.h in another block.
+
+    Cached (read-only array): phantoms of one preset share it.
+    """
     bx, by, bz = block_mm
     nz, ny, nx = half_size
     iz = np.arange(-nz, nz + 1)[:, None, None]
@@ -93,6 +98,7 @@ def block_kernel(block_mm: Tuple[float, float, float], half_size: Tuple[int, int
                 value = point_kernel_gy_per_mbq_h(np.sqrt((d * d).sum(-1))).mean()
                 if abs(dz) <= nz and abs(dy) <= ny and abs(dx) <= nx:
                     kernel[nz + dz, ny + dy, nx + dx] = value
+    kernel.flags.writeable = False
     return kernel
 
 
@@ -127,8 +133,8 @@ def photon_dose_per_structure(compartments: np.ndarray, tia_per_voxel_mbq_h: np.
         combined = ids * n_structures + lut[slab].ravel()
         counts[zb] = np.bincount(combined, minlength=n_blocks2d * n_structures).reshape(n_blocks2d, n_structures)
     tia_blocks = tia_blocks.reshape(nzb, nyb, nxb)
-    block_mm = (fx * spacing_mm[0], fy * spacing_mm[1], fz * spacing_mm[2])
-    kernel = block_kernel(block_mm, (nzb - 1, nyb - 1, nxb - 1))
+    block_mm = (float(fx * spacing_mm[0]), float(fy * spacing_mm[1]), float(fz * spacing_mm[2]))
+    kernel = block_kernel(block_mm, (int(nzb - 1), int(nyb - 1), int(nxb - 1)))
     dose = fftconvolve(tia_blocks, kernel, mode="same")
     dose = np.maximum(dose, 0.0).reshape(nzb, n_blocks2d)
     per_structure = np.einsum("bs,b->s", counts.reshape(-1, n_structures), dose.ravel())
