@@ -21,7 +21,7 @@ from startnet.trial.identity import User
 from startnet.trial.models import Base, CycleVersion
 from startnet.trial.protocol import default_protocol
 from startnet.trial.records import CSV_COLUMNS, CycleEntry
-from startnet.trial.results import check_matches, load_results
+from startnet.trial.results import check_matches, load_results, parse_results
 from startnet.trial.store import TrialStore
 
 D0 = dt.date(2025, 1, 13)
@@ -240,9 +240,9 @@ def test_cycle_from_results_json(store, tmp_path):
     with pytest.raises(InputError, match="differs from --activity-gbq"):
         check_matches(r, "SN-001", 1, 6.0)
     store.enroll("SN-001", "Uppsala", 2, dt.date(2025, 1, 2))
-    rec = store.add_cycle("SN-001", CycleEntry(1, _date(0), 7.42, r.kidney_gy, r.kidney_left_gy,
-                                               r.kidney_right_gy, r.uncertainty_pct, r.bed_gy,
-                                               dosimetry_source=r.source, dosimetry=r.provenance))
+    rec = store.add_cycle("SN-001", r.to_entry(1, _date(0), 7.42, remarks="from results.json"))
+    assert (rec["kidney_gy"], rec["kidney_left_gy"], rec["kidney_right_gy"]) == (2.8875, 3.1, 2.7)
+    assert rec["dosimetry_source"] == str(path.resolve()) and rec["remarks"] == "from results.json"
     assert rec["dosimetry"]["provenance"] == {"run_id": "abc"} and len(rec["dosimetry"]["sha256"]) == 64
     st = summary.status(store, "SN-001")
     assert st["cumulative_kidney_uncertainty_gy"] == pytest.approx(2.8875 * 0.085)
@@ -254,3 +254,7 @@ def test_cycle_from_results_json(store, tmp_path):
     path.write_text(json.dumps({"structures": {}}))
     with pytest.raises(InputError, match="no kidney dose"):
         load_results(str(path))
+    in_memory = parse_results({"kidneys_mean_gy": 4.0, "patient_id": "SN-001"}, "Dosimetry module")
+    assert in_memory.kidney_gy == 4.0 and in_memory.source == "Dosimetry module"
+    with pytest.raises(InputError, match="dosimetry result Dosimetry module: kidneys_mean_gy must be"):
+        parse_results({"kidneys_mean_gy": -1.0}, "Dosimetry module")

@@ -37,16 +37,26 @@ class DosimetryResult:
     source: str
     provenance: Dict[str, Any]
 
+    def to_entry(self, cycle: int, date, activity_gbq: float, **extra: Any):
+        """A :class:`~startnet.trial.records.CycleEntry` carrying this dose and its provenance."""
+        from startnet.trial.records import CycleEntry
 
-def _number(value: Any, where: str, source: str) -> Optional[float]:
+        return CycleEntry(cycle=cycle, date=date, activity_gbq=activity_gbq, kidney_gy=self.kidney_gy,
+                          kidney_left_gy=self.kidney_left_gy, kidney_right_gy=self.kidney_right_gy,
+                          kidney_uncertainty_pct=self.uncertainty_pct, kidney_bed_gy=self.bed_gy,
+                          dosimetry_source=self.source, dosimetry=self.provenance, **extra)
+
+
+def _number(value: Any, where: str, label: str) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InputError(f"results file {source}: {where} must be a finite number >= 0, got {value!r}")
+        raise InputError(f"{label}: {where} must be a finite number >= 0, got {value!r}")
     return float(value)
 
 
 def load_results(path: str) -> DosimetryResult:
+    """Read ``results.json``; the file's SHA-256 and absolute path go into the provenance."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -55,11 +65,20 @@ def load_results(path: str) -> DosimetryResult:
         raise InputError(f"results file {path}: not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"results file {path}: not readable JSON ({exc})") from None
+    result = parse_results(data, str(p.resolve()), label=f"results file {path}")
+    result.provenance["sha256"] = hashlib.sha256(raw).hexdigest()
+    result.provenance["file"] = result.source
+    return result
+
+
+def parse_results(data: Dict[str, Any], source: str, label: Optional[str] = None) -> DosimetryResult:
+    """The kidney dose and provenance of an in-memory results dict (``source`` names its origin)."""
+    path = label or f"dosimetry result {source}"
     if not isinstance(data, dict):
-        raise InputError(f"results file {path}: expected a JSON object")
+        raise InputError(f"{path}: expected a JSON object")
     structures = data.get("structures") or {}
     if not isinstance(structures, dict):
-        raise InputError(f"results file {path}: 'structures' must be an object")
+        raise InputError(f"{path}: 'structures' must be an object")
     sides = {}
     masses = {}
     for side in ("kidney_left", "kidney_right"):
@@ -70,7 +89,7 @@ def load_results(path: str) -> DosimetryResult:
     derived = False
     if mean is None:
         if None in sides.values() or None in masses.values() or not sum(masses.values()) > 0:
-            raise InputError(f"results file {path}: no kidney dose (expected 'kidneys_mean_gy', or "
+            raise InputError(f"{path}: no kidney dose (expected 'kidneys_mean_gy', or "
                              f"structures.kidney_left/kidney_right with mean_gy and mass_g)")
         mean = sum(sides[k] * masses[k] for k in sides) / sum(masses.values())
         derived = True
@@ -78,11 +97,9 @@ def load_results(path: str) -> DosimetryResult:
     bed = data.get("kidneys_bed_gy", data.get("bed_gy"))
     cycle = data.get("cycle")
     if cycle is not None and (isinstance(cycle, bool) or not isinstance(cycle, int)):
-        raise InputError(f"results file {path}: 'cycle' must be an integer or null, got {cycle!r}")
+        raise InputError(f"{path}: 'cycle' must be an integer or null, got {cycle!r}")
     patient = data.get("patient_id")
     provenance = {k: data[k] for k in PROVENANCE_KEYS if k in data}
-    provenance["sha256"] = hashlib.sha256(raw).hexdigest()
-    provenance["file"] = str(p.resolve())
     if derived:
         provenance["kidneys_mean_gy_derived"] = "mass-weighted mean of kidney_left and kidney_right"
     return DosimetryResult(
@@ -90,7 +107,7 @@ def load_results(path: str) -> DosimetryResult:
         uncertainty_pct=_number(unc, "kidneys_uncertainty_pct", path), bed_gy=_number(bed, "kidneys_bed_gy", path),
         patient_id=None if patient is None else str(patient), cycle=cycle,
         injected_activity_mbq=_number(data.get("injected_activity_mbq"), "injected_activity_mbq", path),
-        source=str(p.resolve()), provenance=provenance,
+        source=source, provenance=provenance,
     )
 
 
@@ -98,12 +115,12 @@ def check_matches(result: DosimetryResult, patient_id: str, cycle: int, activity
                   tolerance_fraction: float = 0.05) -> None:
     """Refuse a results file that belongs to another patient/cycle or another administration."""
     if result.patient_id is not None and result.patient_id != patient_id:
-        raise InputError(f"results file {result.source}: patient_id {result.patient_id!r} is not {patient_id!r}")
+        raise InputError(f"dosimetry result {result.source}: patient_id {result.patient_id!r} is not {patient_id!r}")
     if result.cycle is not None and result.cycle != cycle:
-        raise InputError(f"results file {result.source}: cycle {result.cycle} is not {cycle}")
+        raise InputError(f"dosimetry result {result.source}: cycle {result.cycle} is not {cycle}")
     if result.injected_activity_mbq:
         given_mbq = activity_gbq * 1000.0
         if abs(given_mbq - result.injected_activity_mbq) > tolerance_fraction * result.injected_activity_mbq:
-            raise InputError(f"results file {result.source}: injected_activity_mbq "
+            raise InputError(f"dosimetry result {result.source}: injected_activity_mbq "
                              f"{result.injected_activity_mbq:g} MBq differs from --activity-gbq "
                              f"{activity_gbq:g} GBq by more than {tolerance_fraction:.0%}")
