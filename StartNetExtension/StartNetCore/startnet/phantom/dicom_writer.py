@@ -116,7 +116,10 @@ def _base(phantom, tp, study_uid: str, series_uid: str, frame_uid: str, modality
 
 def _write(ds: Dataset, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    try:
+        ds.save_as(path, enforce_file_format=True)
+    except TypeError:  # pydicom 2.4 (Slicer 5.8, Python 3.9) has no enforce_file_format
+        ds.save_as(path, write_like_original=False)
 
 
 def write_ct_series(phantom, tp, folder: Path, study_uid: str, frame_uid: str) -> List[Path]:
