@@ -159,3 +159,20 @@ def test_reads_ct_files_and_frame_positions(tmp_path):
     referenced = seg.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
     assert referenced.ReferencedSOPInstanceUID == ct_at_6.SOPInstanceUID
     assert int(seg.get_volume().array.sum()) == 18
+
+
+def test_unevenly_spaced_ct_series(tmp_path):
+    # One CT slice missing (a 6 mm gap): resampling goes slice by slice and each kept slice still
+    # receives exactly its own plane of the mask.
+    cx, cy, cz = _ct_centres()
+    sphere = ((cx - 2) ** 2 + (cy - 4) ** 2 + (cz - 113) ** 2) <= 8.0 ** 2
+    series = _ct_series()
+    del series[4]
+    write_dicom_seg({"tumour": _ct_grid_image(sphere)}, series, tmp_path / "seg.dcm")
+    seg = hd.seg.segread(str(tmp_path / "seg.dcm"))
+    per_frame = {}
+    for item, frame in zip(seg.PerFrameFunctionalGroupsSequence, seg.pixel_array.reshape(-1, ROWS, COLS)):
+        z = float(item.PlanePositionSequence[0].ImagePositionPatient[2])
+        per_frame[int(round((z - ORIGIN[2]) / SLICE_MM))] = int(frame.sum())
+    assert 4 not in per_frame and sphere[4].sum() > 0
+    assert per_frame == {k: int(sphere[k].sum()) for k in range(N_SLICES) if k != 4 and sphere[k].any()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -103,27 +104,94 @@ def _load(ct_datasets: Sequence[Union[Dataset, str, Path]]) -> List[Dataset]:
     return loaded
 
 
-def _slice_references(datasets: List[Dataset]) -> List[Tuple[Dataset, sitk.Image]]:
-    """CT instances sorted along the slice normal, each with a one-slice SimpleITK reference grid."""
+@dataclass
+class _CtGrid:
+    """The reference CT series sorted along its slice normal, with its in-plane geometry."""
+
+    datasets: List[Dataset]
+    positions_mm: np.ndarray  # position of each slice along the normal
+    row_dir: np.ndarray
+    col_dir: np.ndarray
+    normal: np.ndarray
+    col_spacing_mm: float  # between columns (x in the image), PixelSpacing[1]
+    row_spacing_mm: float  # between rows, PixelSpacing[0]
+    thickness_mm: float
+    uniform: bool  # slices equally spaced and stacked straight along the normal
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        return len(self.datasets), int(self.datasets[0].Rows), int(self.datasets[0].Columns)
+
+    def direction(self) -> Tuple[float, ...]:
+        return tuple(np.column_stack([self.row_dir, self.col_dir, self.normal]).ravel())
+
+
+def _ct_grid(datasets: List[Dataset]) -> _CtGrid:
     orientation = np.array([float(v) for v in datasets[0].ImageOrientationPatient])
     row_dir, col_dir = orientation[:3], orientation[3:]
     normal = np.cross(row_dir, col_dir)
     keyed = sorted(datasets, key=lambda ds: float(np.dot(normal, [float(v) for v in ds.ImagePositionPatient])))
-    positions = [float(np.dot(normal, [float(v) for v in ds.ImagePositionPatient])) for ds in keyed]
+    ipp = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in keyed])
+    positions = ipp @ normal
     if len(set(np.round(positions, 4))) != len(positions):
         raise DicomInputError("DICOM SEG export: two reference CT instances share one slice position")
     gaps = np.diff(positions)
     thickness = float(np.median(gaps)) if len(gaps) else float(keyed[0].get("SliceThickness", 1.0) or 1.0)
-    direction = tuple(np.column_stack([row_dir, col_dir, normal]).ravel())
-    out = []
-    for ds in keyed:
-        ref = sitk.Image(int(ds.Columns), int(ds.Rows), 1, sitk.sitkUInt8)
-        row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
-        ref.SetSpacing((col_spacing, row_spacing, thickness))
-        ref.SetDirection(direction)
-        ref.SetOrigin(tuple(float(v) for v in ds.ImagePositionPatient))
-        out.append((ds, ref))
-    return out
+    straight = ipp[0] + np.outer(positions - positions[0], normal)
+    uniform = bool(np.allclose(gaps, thickness, atol=1e-3 * thickness) and np.allclose(ipp, straight, atol=1e-3))
+    row_spacing, col_spacing = (float(v) for v in keyed[0].PixelSpacing)
+    return _CtGrid(keyed, positions, row_dir, col_dir, normal, col_spacing, row_spacing, thickness, uniform)
+
+
+def _reference(grid: _CtGrid, first_slice: int, n_slices: int, r0: int, c0: int, n_rows: int, n_cols: int):
+    ref = sitk.Image(n_cols, n_rows, n_slices, sitk.sitkUInt8)
+    ref.SetSpacing((grid.col_spacing_mm, grid.row_spacing_mm, grid.thickness_mm))
+    ref.SetDirection(grid.direction())
+    corner = (np.array([float(v) for v in grid.datasets[first_slice].ImagePositionPatient])
+              + c0 * grid.col_spacing_mm * grid.row_dir + r0 * grid.row_spacing_mm * grid.col_dir)
+    ref.SetOrigin(tuple(float(v) for v in corner))
+    return ref
+
+
+def _onto_ct(binary: sitk.Image, grid: _CtGrid):
+    """Nearest-neighbour resample of a 0/1 mask onto the CT, restricted to the mask's bounding box.
+
+    Returns (first slice, first row, first column, bool array) or None when it misses the CT.
+    """
+    array = sitk.GetArrayViewFromImage(binary)
+    if not array.any():
+        return None
+    lo, hi = [], []
+    for axis in range(3):  # numpy (z, y, x) -> SimpleITK index (x, y, z)
+        other = tuple(a for a in range(3) if a != axis)
+        occupied = np.flatnonzero(array.any(axis=other))
+        lo.append(occupied[0] - 0.5)
+        hi.append(occupied[-1] + 0.5)
+    corners = [binary.TransformContinuousIndexToPhysicalPoint((float(x), float(y), float(z)))
+               for z in (lo[0], hi[0]) for y in (lo[1], hi[1]) for x in (lo[2], hi[2])]
+    corners = np.array(corners) - np.array([float(v) for v in grid.datasets[0].ImagePositionPatient])
+    cols = corners @ grid.row_dir / grid.col_spacing_mm
+    rows = corners @ grid.col_dir / grid.row_spacing_mm
+    along = corners @ grid.normal + grid.positions_mm[0]
+    n_slices, n_rows, n_cols = grid.shape
+    c0, c1 = max(int(np.floor(cols.min())) - 1, 0), min(int(np.ceil(cols.max())) + 2, n_cols)
+    r0, r1 = max(int(np.floor(rows.min())) - 1, 0), min(int(np.ceil(rows.max())) + 2, n_rows)
+    inside = np.flatnonzero((grid.positions_mm >= along.min() - grid.thickness_mm)
+                            & (grid.positions_mm <= along.max() + grid.thickness_mm))
+    if c0 >= c1 or r0 >= r1 or inside.size == 0:
+        return None
+    z0, z1 = int(inside[0]), int(inside[-1]) + 1
+    if grid.uniform:
+        ref = _reference(grid, z0, z1 - z0, r0, c0, r1 - r0, c1 - c0)
+        out = sitk.GetArrayFromImage(sitk.Resample(binary, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                                                   sitk.sitkUInt8))
+    else:
+        out = np.stack([sitk.GetArrayFromImage(sitk.Resample(
+            binary, _reference(grid, k, 1, r0, c0, r1 - r0, c1 - c0), sitk.Transform(), sitk.sitkNearestNeighbor,
+            0, sitk.sitkUInt8))[0] for k in range(z0, z1)])
+    if not out.any():
+        return None
+    return z0, r0, c0, out.astype(bool)
 
 
 def _rgb_to_lab(rgb) -> hd.color.CIELabColor:
@@ -148,34 +216,38 @@ def write_dicom_seg(masks: Mapping[str, sitk.Image], ct_datasets: Sequence[Union
     """
     if not masks:
         raise InputError("DICOM SEG export: no structures to export")
-    slices = _slice_references(_load(ct_datasets))
+    grid = _ct_grid(_load(ct_datasets))
     names = list(masks)
-    stacks = []
+    boxes = []
     for name in names:
         mask = masks[name]
         if not isinstance(mask, sitk.Image) or mask.GetDimension() != 3:
             raise InputError(f"DICOM SEG export: mask '{name}' must be a 3-D SimpleITK image")
-        binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
-        stacks.append(np.stack([sitk.GetArrayFromImage(
-            sitk.Resample(binary, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))[0]
-            for _, ref in slices]).astype(bool))
-        if not stacks[-1].any():
+        box = _onto_ct(sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8), grid)
+        if box is None:
             raise GeometryError(f"DICOM SEG export: structure '{name}' does not overlap the reference CT")
-    occupied = np.flatnonzero(np.any([s.any(axis=(1, 2)) for s in stacks], axis=0))
-    frames = np.arange(occupied[0], occupied[-1] + 1)
-    overlap = np.sum(stacks, axis=0).max() > 1
-    if overlap:
-        pixel_array = np.stack([s[frames] for s in stacks], axis=-1)
-    else:
-        pixel_array = np.zeros((len(frames),) + stacks[0].shape[1:], dtype=np.uint8)
-        for number, stack in enumerate(stacks, start=1):
-            pixel_array[stack[frames]] = number
+        boxes.append(box)
+    first = min(b[0] for b in boxes)
+    frames = np.arange(first, max(b[0] + b[3].shape[0] for b in boxes))
+    plane = grid.shape[1:]
+    count = np.zeros((len(frames),) + plane, dtype=np.uint8)
+    for z0, r0, c0, sub in boxes:
+        count[z0 - first:z0 - first + sub.shape[0], r0:r0 + sub.shape[1], c0:c0 + sub.shape[2]] += sub
+    overlap = int(count.max()) > 1
+    del count
+    pixel_array = np.zeros((len(frames),) + plane + ((len(names),) if overlap else ()), dtype=np.uint8)
+    for number, (z0, r0, c0, sub) in enumerate(boxes, start=1):
+        zs, rs, cs = slice(z0 - first, z0 - first + sub.shape[0]), slice(r0, r0 + sub.shape[1]), slice(
+            c0, c0 + sub.shape[2])
+        if overlap:
+            pixel_array[zs, rs, cs, number - 1] = sub
+        else:
+            pixel_array[zs, rs, cs][sub] = number
     descriptions = [_segment(number, name, colours, algorithm_type, algorithm_name)
                     for number, name in enumerate(names, start=1)]
-    source = [ds for ds, _ in slices]
+    source = grid.datasets
     positions = [hd.PlanePositionSequence("PATIENT", [float(v) for v in source[i].ImagePositionPatient])
                  for i in frames]
-    first = source[0]
     try:
         seg = hd.seg.Segmentation(
             source_images=source, pixel_array=pixel_array, segmentation_type="BINARY",
@@ -184,9 +256,9 @@ def write_dicom_seg(masks: Mapping[str, sitk.Image], ct_datasets: Sequence[Union
             manufacturer="START-NET", manufacturer_model_name="startnet", software_versions=__version__,
             device_serial_number="0", series_description=series_description[:64],
             plane_orientation=hd.PlaneOrientationSequence(
-                "PATIENT", [float(v) for v in first.ImageOrientationPatient]),
+                "PATIENT", [float(v) for v in source[0].ImageOrientationPatient]),
             pixel_measures=hd.PixelMeasuresSequence(
-                [float(v) for v in first.PixelSpacing], float(slices[0][1].GetSpacing()[2])),
+                [float(v) for v in source[0].PixelSpacing], grid.thickness_mm),
             plane_positions=positions, omit_empty_frames=True)
     except (ValueError, TypeError, AttributeError) as exc:
         raise DicomInputError(f"DICOM SEG export: highdicom refused the reference CT series: {exc}") from exc
