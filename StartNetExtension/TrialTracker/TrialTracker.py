@@ -53,6 +53,7 @@ class TrialTrackerWidget(StartNetModuleWidget):
     def __init__(self, parent=None):
         StartNetModuleWidget.__init__(self, parent)
         self.logicClass = TrialTrackerLogic
+        self._dosimetryResults = None  # the Dosimetry result the kidney dose was taken from
 
     def connectSignals(self):
         self.ui.refreshButton.connect("clicked(bool)", self.onRefresh)
@@ -103,15 +104,29 @@ class TrialTrackerWidget(StartNetModuleWidget):
             self.ui.recommendationLabel.text = recommendation
 
     def onUseDosimetry(self):
-        dose = self.run("No Dosimetry result available.", self.logic.kidneyDoseFromDosimetry)
-        if dose is not None:
-            self._parameterNode.kidneyDoseGy = dose
+        results = self.run("No Dosimetry result available.", self.logic.dosimetryResults)
+        if results:
+            self._dosimetryResults = results
+            self._parameterNode.kidneyDoseGy = float(results["kidneys_mean_gy"])
+
+    def _resultsForTypedDose(self):
+        """The Dosimetry result, if the dose field still shows its kidney dose (to the field's 0.01 Gy)."""
+        results = self._dosimetryResults
+        if results and abs(float(results["kidneys_mean_gy"]) - self._parameterNode.kidneyDoseGy) <= 0.005:
+            return results
+        return None
 
     def onRecordCycle(self):
         p = self._parameterNode
-        message = self.run("Recording the cycle failed.", self.logic.recordCycle, p.databaseUrl, p.patientId,
-                           p.cycleNumber, p.cycleDate, p.activityGBq, p.kidneyDoseGy, p.deviationReason or None,
-                           p.userName or None)
+        results = self._resultsForTypedDose()
+        if results is not None:  # full result: left/right, uncertainty, BED and provenance are kept
+            message = self.run("Recording the cycle failed.", self.logic.recordCycleFromResults, p.databaseUrl,
+                               p.patientId, p.cycleNumber, p.cycleDate, p.activityGBq, results,
+                               p.deviationReason or None, p.userName or None)
+        else:
+            message = self.run("Recording the cycle failed.", self.logic.recordCycle, p.databaseUrl, p.patientId,
+                               p.cycleNumber, p.cycleDate, p.activityGBq, p.kidneyDoseGy,
+                               p.deviationReason or None, p.userName or None)
         if message:
             slicer.util.infoDisplay(message, windowTitle="START-NET trial")
             self.showPatient()
@@ -138,12 +153,47 @@ class TrialTrackerLogic(ScriptedLoadableModuleLogic):
         return self.core.record_cycle(databaseUrl, patientId, cycle, date, activityGBq, kidneyDoseGy,
                                       deviation_reason=deviationReason, user=user)
 
-    def kidneyDoseFromDosimetry(self):
+    def recordCycleFromResults(self, databaseUrl, patientId, cycle, date, activityGBq, results,
+                               deviationReason=None, user=None):
+        """Record a cycle with everything the Dosimetry result holds (kidney left/right/mean dose,
+        uncertainty, BED, provenance); returns the next-cycle recommendation."""
+        from startnet.mrml.trial_logic import recommendation_text
+        from startnet.trial.identity import current_user
+        from startnet.trial.results import check_matches, parse_results
+        from startnet.trial.store import TrialStore
+        from startnet.trial.summary import status
+
+        parsed = parse_results(results, "Dosimetry module (Slicer)")
+        check_matches(parsed, patientId, int(cycle), float(activityGBq))
+        entry = parsed.to_entry(int(cycle), _isoDate(date), float(activityGBq))
+        store = TrialStore.open(databaseUrl, current_user(user) if user else None)
+        try:
+            store.add_cycle(patientId, entry, deviation_reason=deviationReason)
+            return recommendation_text(status(store, patientId))
+        finally:
+            store.close()
+
+    def dosimetryResults(self):
+        """The results dict of the last Dosimetry run in this session."""
         dosimetry = slicer.modules.dosimetry.widgetRepresentation().self().logic
         results = dosimetry.lastResults
-        if not results:
-            raise ValueError("Run the Dosimetry module on this cycle first.")
-        return float(results["kidneys_mean_gy"])
+        if not results or results.get("kidneys_mean_gy") is None:
+            raise ValueError("Run the Dosimetry module on this cycle (with both kidneys segmented) first.")
+        return results
+
+    def kidneyDoseFromDosimetry(self):
+        return float(self.dosimetryResults()["kidneys_mean_gy"])
+
+
+def _isoDate(text):
+    import datetime
+
+    from startnet.errors import InputError
+
+    try:
+        return datetime.date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise InputError(f"date {text!r}: expected YYYY-MM-DD") from None
 
 
 class TrialTrackerTest(ScriptedLoadableModuleTest):
@@ -153,6 +203,8 @@ class TrialTrackerTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_next_cycle_after_28_gy()
+        self.setUp()
+        self.test_record_from_dosimetry_result()
 
     def test_next_cycle_after_28_gy(self):
         import os
@@ -169,6 +221,27 @@ class TrialTrackerTest(ScriptedLoadableModuleTest):
             table, recommendation = logic.showPatient(url, "SN-900")
             self.assertEqual(table.GetNumberOfRows(), 6)
             self.assertIn("5.00 GBq", recommendation)
+
+    def test_record_from_dosimetry_result(self):
+        import os
+        import tempfile
+
+        from startnet.trial.store import TrialStore
+
+        results = {"patient_id": "SN-901", "cycle": 1, "injected_activity_mbq": 7400.0, "kidneys_mean_gy": 2.96,
+                   "kidneys_uncertainty_pct": 9.0, "kidneys_bed_gy": 3.3,
+                   "structures": {"kidney_left": {"mean_gy": 2.8}, "kidney_right": {"mean_gy": 3.1}}}
+        with tempfile.TemporaryDirectory() as folder:
+            url = "sqlite:///" + os.path.join(folder, "trial.db")
+            logic = TrialTrackerLogic()
+            logic.core.enroll(url, "SN-901", site="Skåne", arm=2, enrolled="2026-01-05")
+            recommendation = logic.recordCycleFromResults(url, "SN-901", 1, "2026-01-12", 7.4, results)
+            self.assertIn("Next cycle 2 allowed", recommendation)
+            store = TrialStore.open(url)
+            cycle = store.cycles("SN-901")[0]
+            store.close()
+            self.assertEqual((cycle["kidney_left_gy"], cycle["kidney_right_gy"]), (2.8, 3.1))
+            self.assertEqual((cycle["kidney_uncertainty_pct"], cycle["kidney_bed_gy"]), (9.0, 3.3))
 
 
 if __name__ == "__main__":
