@@ -313,8 +313,9 @@ def _history(args) -> int:
     for v in h["versions"]:
         flag = "current" if v["current"] else "superseded"
         why = f"  correction: {v['correction_reason']}" if v["correction_reason"] else ""
+        devs = "".join(f"  deviation {d['code']} (reason: {v['deviation_reason']})" for d in v["deviations"])
         print(f"  cycle {v['cycle']} v{v['version']} ({flag}) {v['date']} {v['activity_gbq']:g} GBq "
-              f"{v['kidney_gy']:.3f} Gy  by {v['recorded_by']} at {v['recorded_at_utc']}{why}")
+              f"{v['kidney_gy']:.3f} Gy  by {v['recorded_by']} at {v['recorded_at_utc']}{why}{devs}")
     for a in h["audit"]:
         print(f"  {a['at_utc']} {a['user']}{'@' + a['user_site'] if a['user_site'] else ''} "
               f"{a['action']} {a['entity_key']}")

@@ -3,10 +3,12 @@
 ``--db`` takes an SQLAlchemy URL (``sqlite:///trial.db``, ``postgresql+psycopg://user@host/db``)
 or a plain file path, meaning an SQLite file.
 
-SQLite: WAL journal (readers never block the writer), ``synchronous=FULL``, foreign keys on, a
-30 s busy timeout, and every write transaction opened with ``BEGIN IMMEDIATE`` so that the
-read-check-write of a cycle is serialised between processes (no lost update). A process killed
-mid-transaction leaves the database as it was before that transaction (SQLite's journal).
+SQLite (one site on a local disk; WAL does not work on network file systems, so several sites
+share a PostgreSQL server instead): WAL journal (readers never block the writer),
+``synchronous=FULL``, foreign keys on, a 30 s busy timeout, and every write transaction opened
+with ``BEGIN IMMEDIATE`` so that the read-check-write of a cycle is serialised between processes
+(no lost update). A process killed mid-transaction leaves the database as it was before that
+transaction (SQLite's journal).
 
 PostgreSQL: READ COMMITTED transactions; a write locks its patient's row (``SELECT ... FOR
 UPDATE``) before reading the cycles it checks; the schema upgrade takes an advisory lock so two
