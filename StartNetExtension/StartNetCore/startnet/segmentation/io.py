@@ -7,9 +7,13 @@
   JSON file holding either); without names, segments are called ``label_<value>``. Names of
   TotalSegmentator (``kidney_left``...) and Slicer ("left kidney") are understood.
 
-Any grid is accepted and resampled onto ``reference_image``: nearest neighbour by default, or
+Any grid is accepted and resampled onto ``reference_image``. Onto a grid as fine as the
+segmentation's: nearest neighbour. Onto a coarser grid (e.g. CT-grid masks onto SPECT), or with
 ``fractional=True``: the fraction of each reference voxel covered by the segment is measured on
-a supersampled copy of the reference grid and the mask is fraction >= 0.5.
+a supersampled copy of the reference grid and the mask is fraction >= 0.5 (majority). Nearest
+neighbour onto a coarser grid would pick one sub-voxel arbitrarily (and, when voxel centres fall
+on borders, differently depending on the file's axis order). ``fractional=True`` also keeps the
+fractions in ``Segmentation.fractions``.
 """
 
 from __future__ import annotations
@@ -68,14 +72,15 @@ def resample_mask(mask: sitk.Image, reference: sitk.Image, fractional: bool = Fa
                   ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """(boolean mask, fraction or None) of a binary ``mask`` image on ``reference``'s grid."""
     mask = sitk.Cast(mask > 0, sitk.sitkUInt8)
-    if not fractional:
+    coarser = any(r >= 1.5 * s for r, s in zip(reference.GetSpacing(), mask.GetSpacing()))
+    if not fractional and not coarser:
         out = sitk.Resample(mask, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         return sitk.GetArrayFromImage(out) > 0, None
     fine, factors = _supersampled_grid(reference, mask)
     fine_mask = sitk.Resample(mask, fine, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkFloat32)
     fraction = sitk.GetArrayFromImage(sitk.BinShrink(fine_mask, factors)) if any(f > 1 for f in factors) \
         else sitk.GetArrayFromImage(fine_mask)
-    return fraction >= 0.5, fraction.astype(np.float32)
+    return fraction >= 0.5, (fraction.astype(np.float32) if fractional else None)
 
 
 def _color(text: str) -> Optional[Tuple[float, float, float]]:
