@@ -21,7 +21,8 @@ from startnet.report.model import ReportInput, cumulative_dvh
 from startnet.report.tables import KidneyBudget
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#bcbd22", "#7f7f7f")
+           "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d",
+           "#31a354", "#756bb1", "#636363")
 DOSE_CMAP = "turbo"
 _LPS_POSITIVE = ("L", "P", "S")
 _LPS_NEGATIVE = ("R", "A", "I")
@@ -103,6 +104,8 @@ def draw_dose_slice(ax: Axes, inp: ReportInput, plane: str, centre: Tuple[int, i
     xs = (np.arange(n_cols) + 0.5) * sx
     ys = (np.arange(n_rows) + 0.5) * row_mm
     for name, mask in inp.masks.items():
+        if "body" in name.lower():  # the body outline only clutters the dose map
+            continue
         part = take(mask).astype(float)
         if part.any() and part.min() == 0:
             ax.contour(xs, ys, part, levels=[0.5], colors=[colours.get(name, "white")], linewidths=0.9)
@@ -187,7 +190,8 @@ def draw_dvhs(ax: Axes, inp: ReportInput, names: Sequence[str], colours: Dict[st
     ax.set_xlim(left=0)
     _style(ax)
     if curves:
-        ax.legend(fontsize=5.5, frameon=False, loc="upper right", handlelength=1.2)
+        ax.legend(fontsize=5.5 if len(curves) <= 6 else 5.0, frameon=False, loc="upper right", handlelength=1.2,
+                  ncol=1 if len(curves) <= 6 else 2, columnspacing=0.8)
 
 
 def draw_kidney_budget(ax: Axes, budget: KidneyBudget) -> None:

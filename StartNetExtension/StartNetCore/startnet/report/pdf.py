@@ -225,7 +225,7 @@ def _key_results(fig: Figure, inp: ReportInput, layout: PageLayout, budget: tabl
     if mean is not None and injected:
         lines.append(f"{mean / (injected / 1000.0):.2f} Gy/GBq")
     for i, line in enumerate(lines):
-        fig.text(x + w * 0.52, b + box_h * (0.60 - 0.2 * i), line, fontsize=7, va="center")
+        fig.text(x + w * 0.52, b + box_h * (0.64 - 0.19 * i), line, fontsize=7, va="center")
     if budget.cumulative_gy is not None:
         scope = "cumulative" if budget.has_trial else "this cycle"
         fig.text(x + 0.012, b + box_h * 0.12, f"{scope.capitalize()}: {budget.cumulative_gy:.2f} of "
