@@ -233,3 +233,38 @@ def spect_and_ct(folder: str, stored_zyx: np.ndarray, *, acquisition: _dt.dateti
                                acquisition=acquisition - _dt.timedelta(minutes=5), tz_offset=tz_offset,
                                study_uid=study_uid, for_uid=for_uid, patient_id=patient_id)
     return {"spect": spect_path, "ct": ct_paths, "study_uid": study_uid, "for_uid": for_uid}
+
+
+def write_enhanced_ct(path: str, hu_zyx: np.ndarray, origin_mm: Sequence[float], spacing_mm: Sequence[float], *,
+                      acquisition: _dt.datetime, study_uid: str, for_uid: str, patient_id: str = "P001",
+                      intercept: float = -1024.0, reverse: bool = True) -> str:
+    """One Enhanced CT Image Storage file; frames written from the highest z down when ``reverse``."""
+    stored = np.asarray(np.round(np.asarray(hu_zyx) - intercept), dtype=np.uint16)
+    order = list(range(stored.shape[0]))[::-1] if reverse else list(range(stored.shape[0]))
+    ds = _base("1.2.840.10008.5.1.4.1.1.2.1", "CT", study_uid, generate_uid(), for_uid, patient_id, acquisition, None)
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
+    ds.PixelRepresentation = 0
+    ds.NumberOfFrames = len(order)
+    ds.Rows, ds.Columns = stored.shape[1:]
+    shared = Dataset()
+    orientation_item = Dataset()
+    orientation_item.ImageOrientationPatient = [f"{v:.6g}" for v in AXIAL]
+    shared.PlaneOrientationSequence = DicomSequence([orientation_item])
+    measures = Dataset()
+    measures.PixelSpacing = [f"{spacing_mm[1]:.6g}", f"{spacing_mm[0]:.6g}"]
+    measures.SliceThickness = f"{spacing_mm[2]:.6g}"
+    shared.PixelMeasuresSequence = DicomSequence([measures])
+    transform = Dataset()
+    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = "1", f"{intercept:g}", "HU"
+    shared.PixelValueTransformationSequence = DicomSequence([transform])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    frames = []
+    for k in order:
+        item, position = Dataset(), Dataset()
+        position.ImagePositionPatient = [f"{origin_mm[0]:.6g}", f"{origin_mm[1]:.6g}",
+                                         f"{origin_mm[2] + k * spacing_mm[2]:.6g}"]
+        item.PlanePositionSequence = DicomSequence([position])
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(frames)
+    ds.PixelData = np.ascontiguousarray(stored[order]).tobytes()
+    return _save(ds, path)

@@ -290,3 +290,19 @@ def test_localizer_inside_the_ct_series_is_set_apart(tmp_path):
     cycle = load_cycle(str(tmp_path))
     assert cycle.timepoints[0].ct_hu.GetSize() == (20, 20, 14)
     assert any("mixes roles" in line for line in cycle.log)
+
+
+def test_enhanced_ct_frame_without_position(tmp_path):
+    acq = INJ + dt.timedelta(hours=24)
+    study, for_uid = "1.2.826.0.1.7", "1.2.826.0.1.8"
+    f.write_nm_multiframe(str(tmp_path / "spect"), VOL, (-32, -32, -24), (8, 8, 8), acquisition=acq,
+                          injection=INJ, study_uid=study, for_uid=for_uid)
+    path = f.write_enhanced_ct(str(tmp_path / "ct"), np.zeros((14, 20, 20)), (-32, -32, -26), (4, 4, 4),
+                               acquisition=acq, study_uid=study, for_uid=for_uid)
+    ds = pydicom.dcmread(path)
+    del ds.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence
+    ds.save_as(path)
+    with pytest.raises(DicomInputError, match="frame 3: ImagePositionPatient \\(0020,0032\\) is missing in "
+                                              "PlanePositionSequence \\(0020,9113\\)") as err:
+        load_cycle(str(tmp_path))
+    assert path in str(err.value)

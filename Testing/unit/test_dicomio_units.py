@@ -296,3 +296,27 @@ def test_acquisition_duration_override_for_counts(tmp_path):
     assert tp.conversion["frame_duration_source"] == "override"
     assert cycle.overrides_applied["acquisition_duration_s"] == 900.0
     np.testing.assert_allclose(spect_array(tp), _expected_counts_bqml(vol, 9.0, 900.0), rtol=2e-6)
+
+
+def test_enhanced_multiframe_ct_equals_slice_series(tmp_path):
+    vol = stored_volume()
+    hu = np.random.default_rng(4).integers(-1000, 1500, size=(24, 32, 32)).astype(np.float64)
+    study, for_uid = "1.2.3.21", "1.2.3.22"
+    acq = INJ + dt.timedelta(hours=24)
+    for name, writer in (("slices", "series"), ("enhanced", "enhanced")):
+        root = tmp_path / name
+        f.write_nm_multiframe(str(root / "nm"), vol, (-60, -60, -40), SPACING, acquisition=acq, injection=INJ,
+                              study_uid=study, for_uid=for_uid)
+        if writer == "series":
+            f.write_ct_series(str(root / "ct"), hu, (-60, -60, -42), (4, 4, 4), acquisition=acq, study_uid=study,
+                              for_uid=for_uid)
+        else:
+            f.write_enhanced_ct(str(root / "ct.dcm"), hu, (-60, -60, -42), (4, 4, 4), acquisition=acq,
+                                study_uid=study, for_uid=for_uid)
+    slices = load_cycle(str(tmp_path / "slices")).timepoints[0].ct_hu
+    enhanced = load_cycle(str(tmp_path / "enhanced")).timepoints[0].ct_hu
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(enhanced), hu.astype(np.int16))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(enhanced), sitk.GetArrayFromImage(slices))
+    assert enhanced.GetOrigin() == pytest.approx(slices.GetOrigin())
+    assert enhanced.GetSpacing() == pytest.approx(slices.GetSpacing())
+    assert enhanced.GetDirection() == pytest.approx(slices.GetDirection())

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from startnet.dicomio.enhanced import ENHANCED_CT_SOPS
 from startnet.dicomio.model import Discovery, SeriesInfo
 from startnet.dicomio.rawattr import SERIES_UID, STUDY_UID, raw_text
 from startnet.errors import DicomInputError
@@ -116,8 +117,10 @@ def classify(ds) -> Tuple[str, str]:
     if modality == "CT":
         if "LOCALIZER" in image_type or "SCOUT" in image_type:
             return "ignored", "CT localizer / scout (ImageType LOCALIZER)"
+        if sop in ENHANCED_CT_SOPS:
+            return "ct", "Enhanced CT image (multi-frame)"
         if sop and sop != CT_IMAGE:
-            return "ignored", f"CT SOP class {sop} is not CT Image Storage (one file per slice)"
+            return "ignored", f"CT SOP class {sop} is not CT Image Storage or Enhanced CT Image Storage"
         if "PixelData" not in ds and "NumberOfFrames" not in ds and "Rows" not in ds:
             return "ignored", "CT object without image attributes"
         return "ct", "CT image series"

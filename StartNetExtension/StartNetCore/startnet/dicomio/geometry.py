@@ -49,7 +49,7 @@ class Grid:
         return img
 
 
-def _floats(value, n: int, path: str, attribute: str) -> np.ndarray:
+def as_floats(value, n: int, path: str, attribute: str) -> np.ndarray:
     try:
         out = np.array([float(v) for v in value], dtype=float)
     except (TypeError, ValueError) as exc:
@@ -60,7 +60,7 @@ def _floats(value, n: int, path: str, attribute: str) -> np.ndarray:
 
 
 def orientation(value, path: str, attribute: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    iop = _floats(value, 6, path, attribute)
+    iop = as_floats(value, 6, path, attribute)
     row, col = iop[:3], iop[3:]
     if abs(np.linalg.norm(row) - 1) > 1e-3 or abs(np.linalg.norm(col) - 1) > 1e-3 or abs(row @ col) > 1e-3:
         raise DicomInputError(f"{path}: {attribute} {list(iop)} is not two orthonormal directions")
@@ -75,7 +75,7 @@ def pixel_spacing(ds, path: str) -> Tuple[float, float]:
     value = getattr(ds, "PixelSpacing", None)
     if value is None:
         raise DicomInputError(f"{path}: PixelSpacing (0028,0030) is missing")
-    ps = _floats(value, 2, path, "PixelSpacing (0028,0030)")
+    ps = as_floats(value, 2, path, "PixelSpacing (0028,0030)")
     if np.any(ps <= 0):
         raise DicomInputError(f"{path}: PixelSpacing (0028,0030) is {list(ps)}, expected positive values")
     return float(ps[1]), float(ps[0])
@@ -96,7 +96,7 @@ def nm_multiframe_grid(ds, path: str, warnings: List[str]) -> Grid:
             missing = "ImagePositionPatient (0020,0032)" if ipp is None else "ImageOrientationPatient (0020,0037)"
             raise DicomInputError(f"{path}: {missing} is missing in {DETECTOR_SEQ}; the SPECT "
                                   "reconstruction has no patient geometry")
-    origin = _floats(ipp, 3, path, f"ImagePositionPatient (0020,0032) in {DETECTOR_SEQ}")
+    origin = as_floats(ipp, 3, path, f"ImagePositionPatient (0020,0032) in {DETECTOR_SEQ}")
     row, col, normal = orientation(iop, path, f"ImageOrientationPatient (0020,0037) in {DETECTOR_SEQ}")
     sx, sy = pixel_spacing(ds, path)
     sbs = getattr(ds, "SpacingBetweenSlices", None)
@@ -144,29 +144,42 @@ def stack_slices(headers: Sequence, paths: Sequence[str], label: str,
             if shape != shape0:
                 raise DicomInputError(f"{path}: Rows/Columns (0028,0010/0011) {shape} differ from "
                                       f"{shape0} in {first_path} within {label}")
+    thick = getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None) \
+        if len(headers) == 1 else None
+    return order_positions(positions, (row, col, normal), (sx, sy), list(paths), label, warnings, thick)
+
+
+def order_positions(positions: np.ndarray, axes, spacing_xy: Tuple[float, float], names: List[str], label: str,
+                    warnings: List[str], single_thickness=None) -> Tuple[List[int], Grid]:
+    """Sort slice positions along the normal and check the stack (gaps, duplicates, shear).
+
+    ``names`` says what each position came from (file, or file and frame) for the messages.
+    """
+    row, col, normal = axes
+    sx, sy = spacing_xy
     along = positions @ normal
     order = [int(i) for i in np.argsort(along, kind="stable")]
     along_sorted = along[order]
     if len(order) == 1:
-        thick = getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None)
-        if thick in (None, ""):
-            raise DicomInputError(f"{first_path}: single-slice {label} without SliceThickness (0018,0050)")
-        warnings.append(f"{label}: a single slice; slice spacing taken from the header ({float(thick):g} mm)")
-        return order, Grid(positions[0], (sx, sy, float(thick)), np.column_stack([row, col, normal]))
+        if single_thickness in (None, ""):
+            raise DicomInputError(f"{names[0]}: single-slice {label} without SliceThickness (0018,0050)")
+        thick = float(single_thickness)
+        warnings.append(f"{label}: a single slice; slice spacing taken from the header ({thick:g} mm)")
+        return order, Grid(positions[0], (sx, sy, thick), np.column_stack([row, col, normal]))
     gaps = np.diff(along_sorted)
     dup = int(np.argmin(gaps))
     if gaps[dup] < 1e-3:
         raise DicomInputError(
             f"{label}: two slices at the same position {along_sorted[dup]:.2f} mm along the slice normal "
-            f"({paths[order[dup]]} and {paths[order[dup + 1]]}): ImagePositionPatient (0020,0032) duplicated"
+            f"({names[order[dup]]} and {names[order[dup + 1]]}): ImagePositionPatient (0020,0032) duplicated"
         )
     spacing = float(np.median(gaps))
     tol = max(0.02, 0.01 * spacing)
     worst = int(np.argmax(np.abs(gaps - spacing)))
     if abs(gaps[worst] - spacing) > tol:
         raise DicomInputError(
-            f"{label}: inconsistent slice spacing: gap of {gaps[worst]:.3f} mm between {paths[order[worst]]} "
-            f"and {paths[order[worst + 1]]} (ImagePositionPatient (0020,0032)) where the series spacing is "
+            f"{label}: inconsistent slice spacing: gap of {gaps[worst]:.3f} mm between {names[order[worst]]} "
+            f"and {names[order[worst + 1]]} (ImagePositionPatient (0020,0032)) where the series spacing is "
             f"{spacing:.3f} mm (missing or extra slices?)"
         )
     offsets = positions[order] - positions[order[0]] - np.outer(along_sorted - along_sorted[0], normal)

@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from startnet.dicomio.discovery import discover
+from startnet.dicomio.enhanced import load_enhanced_ct, single_multiframe
 from startnet.dicomio.geometry import check_ct_covers_spect, nm_multiframe_grid, stack_slices
 from startnet.dicomio.model import Cycle, Discovery, Overrides, SeriesInfo, Timepoint
 from startnet.dicomio.pixels import read_frames
@@ -197,6 +198,13 @@ def _rescale(ds, path: str, cache: Dict) -> Tuple[float, float]:
 def _load_ct(info: SeriesInfo, warnings: List[str]) -> sitk.Image:
     """HU volume: int16 when every slice's rescale is integral and fits, else float32."""
     label = f"CT series {info.series_uid}"
+    multiframe = single_multiframe(info.headers, info.files)
+    if multiframe is not None:
+        return load_enhanced_ct(multiframe, info.files[0], label, warnings)
+    several = [p for d, p in zip(info.headers, info.files) if int(getattr(d, "NumberOfFrames", 1) or 1) > 1]
+    if several:
+        raise DicomInputError(f"{several[0]}: {label} has {len(info.files)} files of which some are multi-frame; "
+                              "expected one file per slice or one enhanced CT file")
     order, grid = stack_slices(info.headers, info.files, label, warnings)
     first = info.headers[order[0]]
     out = np.empty((len(order), int(first.Rows), int(first.Columns)), dtype=np.int16)
