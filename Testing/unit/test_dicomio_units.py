@@ -320,3 +320,20 @@ def test_enhanced_multiframe_ct_equals_slice_series(tmp_path):
     assert enhanced.GetOrigin() == pytest.approx(slices.GetOrigin())
     assert enhanced.GetSpacing() == pytest.approx(slices.GetSpacing())
     assert enhanced.GetDirection() == pytest.approx(slices.GetDirection())
+
+
+def test_frames_reordered_by_slice_vector(tmp_path):
+    vol = stored_volume()
+    n = vol.shape[0]
+    perm = np.random.default_rng(2).permutation(n)  # frame i holds slice perm[i] + 1
+
+    def shuffle(ds):
+        ds.SliceVector = [int(p) + 1 for p in perm]
+        ds.PixelData = np.ascontiguousarray(vol[perm]).tobytes()
+
+    f.spect_and_ct(str(tmp_path / "ok"), vol, acquisition=INJ + dt.timedelta(hours=4), injection=INJ, mutate=shuffle)
+    np.testing.assert_array_equal(spect_array(load_cycle(str(tmp_path / "ok")).timepoints[0]), vol)
+    f.spect_and_ct(str(tmp_path / "bad"), vol, acquisition=INJ + dt.timedelta(hours=4), injection=INJ,
+                   mutate=lambda ds: setattr(ds, "SliceVector", [1] * n))
+    with pytest.raises(Exception, match="SliceVector \\(0054,0080\\)"):
+        load_cycle(str(tmp_path / "bad"))

@@ -164,6 +164,9 @@ def _load_spect(cand: _Candidate, injection_utc, half_life, overrides: Overrides
                                   "in one reconstruction are not supported)")
         grid = nm_multiframe_grid(cand.ds, cand.path, warnings)
         slopes, intercepts = frame_rescale(cand.ds, stored.shape[0])
+        order = _slice_vector_order(cand.ds, cand.path, stored.shape[0])
+        if order is not None:
+            stored, slopes, intercepts = stored[order], slopes[order], intercepts[order]
         mapping = rwvm_bqml(cand.ds, cand.path)
         rwvm = None if mapping is None else [mapping[:2]] * stored.shape[0]
     else:
@@ -184,6 +187,20 @@ def _load_spect(cand: _Candidate, injection_utc, half_life, overrides: Overrides
     bqml, conv = to_bqml(stored, slopes, intercepts, cand.ds, cand.path, voxel_ml, cand.acquisition_utc,
                          injection_utc, half_life[0], half_life[1], overrides, cand.ctx, warnings, rwvm)
     return grid.image(bqml), conv
+
+
+def _slice_vector_order(ds, path: str, n: int) -> Optional[np.ndarray]:
+    """Frame order from SliceVector (0054,0080) when frames are not stored slice 1..N, else None."""
+    vector = getattr(ds, "SliceVector", None)
+    if vector is None or len(vector) == 0:
+        return None
+    values = np.array([int(v) for v in vector])
+    if len(values) != n or sorted(values.tolist()) != list(range(1, n + 1)):
+        raise DicomInputError(f"{path}: SliceVector (0054,0080) has {len(values)} values that are not the slice "
+                              f"numbers 1..{n} of the NumberOfFrames (0028,0008) {n} frames")
+    if np.all(values == np.arange(1, n + 1)):
+        return None
+    return np.argsort(values, kind="stable")
 
 
 def _rescale(ds, path: str, cache: Dict) -> Tuple[float, float]:
