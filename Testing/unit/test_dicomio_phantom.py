@@ -8,6 +8,8 @@ the DICOM storage quantisation (uint16).
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pydicom
 import pytest
@@ -124,4 +126,20 @@ def test_structure_activity_within_one_percent(roundtrip):
 
 def test_clean_pacs_export_gives_no_warnings(roundtrip):
     _, cycle = roundtrip
+    assert cycle.warnings == []
+
+
+def test_phantom_cycle_across_the_october_dst_change(tmp_path):
+    """Injection on Saturday 25 Oct 2025 10:00 CEST; clocks go back on Sunday 26 Oct: the writer's
+    local times and offsets (+0200 then +0100) must give the true elapsed hours to the second."""
+    injection = dt.datetime(2025, 10, 25, 10, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    config = PhantomConfig(preset="small", seed=2, noise=False, blur=False, motion=False,
+                           injection_datetime=injection, timepoints_h=(4.0, 24.0, 96.0))
+    phantom = build_phantom(config)
+    write_phantom_dicom(phantom, tmp_path)
+    cycle = load_cycle(str(tmp_path))
+    assert cycle.injection_datetime == injection
+    for tp, hours in zip(cycle.timepoints, (4.0, 24.0, 96.0)):
+        assert tp.hours_post_injection == pytest.approx(hours, abs=1.0 / 3600)
+        assert tp.acquisition_datetime == injection + dt.timedelta(hours=hours)
     assert cycle.warnings == []
