@@ -79,7 +79,7 @@ def _load(ct_datasets: Sequence[Union[Dataset, str, Path]]) -> List[Dataset]:
             loaded.append(item)
             continue
         try:
-            loaded.append(pydicom.dcmread(str(item)))
+            loaded.append(pydicom.dcmread(str(item), stop_before_pixels=True))  # geometry only
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             raise DicomInputError(f"DICOM SEG export: cannot read reference CT file {item}: {exc}") from exc
     if not loaded:
