@@ -30,14 +30,25 @@ def _pull_hu(comp, hu_lut, origin, spacing, matrix, offset, air, out):  # pragma
         qz = origin[2] + spacing[2] * k
         for j in range(ny):
             qy = origin[1] + spacing[1] * j
+            # continuous source index = base + (row-0 column of the matrix) * qx, per axis
+            bx = (matrix[0, 1] * qy + matrix[0, 2] * qz + offset[0] - origin[0]) / spacing[0]
+            by = (matrix[1, 1] * qy + matrix[1, 2] * qz + offset[1] - origin[1]) / spacing[1]
+            bz = (matrix[2, 1] * qy + matrix[2, 2] * qz + offset[2] - origin[2]) / spacing[2]
             for i in range(nx):
                 qx = origin[0] + spacing[0] * i
-                ux = (matrix[0, 0] * qx + matrix[0, 1] * qy + matrix[0, 2] * qz + offset[0] - origin[0]) / spacing[0]
-                uy = (matrix[1, 0] * qx + matrix[1, 1] * qy + matrix[1, 2] * qz + offset[1] - origin[1]) / spacing[1]
-                uz = (matrix[2, 0] * qx + matrix[2, 1] * qy + matrix[2, 2] * qz + offset[2] - origin[2]) / spacing[2]
+                ux = bx + matrix[0, 0] * qx / spacing[0]
+                uy = by + matrix[1, 0] * qx / spacing[1]
+                uz = bz + matrix[2, 0] * qx / spacing[2]
                 x0 = int(math.floor(ux))
                 y0 = int(math.floor(uy))
                 z0 = int(math.floor(uz))
+                if 0 <= x0 < nx - 1 and 0 <= y0 < ny - 1 and 0 <= z0 < nz - 1:
+                    c = comp[z0, y0, x0]
+                    if (comp[z0, y0, x0 + 1] == c and comp[z0, y0 + 1, x0] == c and comp[z0, y0 + 1, x0 + 1] == c
+                            and comp[z0 + 1, y0, x0] == c and comp[z0 + 1, y0, x0 + 1] == c
+                            and comp[z0 + 1, y0 + 1, x0] == c and comp[z0 + 1, y0 + 1, x0 + 1] == c):
+                        out[k, j, i] = int(round(hu_lut[c]))  # uniform neighbourhood: no interpolation
+                        continue
                 fx = ux - x0
                 fy = uy - y0
                 fz = uz - z0

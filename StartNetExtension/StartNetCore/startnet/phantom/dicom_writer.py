@@ -127,7 +127,6 @@ def write_ct_series(phantom, tp, folder: Path, study_uid: str, frame_uid: str) -
     config = phantom.config
     image = tp.ct_hu
     array = sitk.GetArrayViewFromImage(image)
-    stored = (np.clip(array.astype(np.int32), -1024, 3071) + 1024).astype(np.uint16)
     origin = np.asarray(image.GetOrigin())
     spacing = image.GetSpacing()
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
@@ -159,7 +158,7 @@ def write_ct_series(phantom, tp, folder: Path, study_uid: str, frame_uid: str) -
         ds.InstanceNumber = k + 1
         ds.ImagePositionPatient = [_ds_text(v) for v in position]
         ds.SliceLocation = _ds_text(position[2])
-        ds.PixelData = stored[k].tobytes()
+        ds.PixelData = (np.clip(array[k].astype(np.int32), -1024, 3071) + 1024).astype(np.uint16).tobytes()
         path = folder / f"IM{k + 1:06d}"
         _write(ds, path)
         paths.append(path)
