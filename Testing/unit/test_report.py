@@ -219,3 +219,19 @@ def test_slices_go_through_the_kidneys_with_lps_orientation_letters():
     # Identity direction: +x is the patient's left, +y posterior, +z superior (LPS).
     assert (_letter(np.array([1.0, 0, 0])), _letter(np.array([-1.0, 0, 0]))) == ("L", "R")
     assert (_letter(np.array([0, 1.0, 0])), _letter(np.array([0, 0, -1.0]))) == ("P", "I")
+
+
+def test_tac_axis_follows_measurements_not_a_collapsing_fit():
+    from matplotlib.figure import Figure
+
+    from startnet.report.figures import draw_tacs, structure_colours
+    from startnet.report.model import TacPlotData
+
+    inp = synthetic_input()
+    fit_t = np.linspace(0, 200, 50)
+    inp.tacs = {"bladder": TacPlotData([4, 24, 96, 168], [283, 30.6, 0.356, 0.114], None, fit_t,
+                                       283 * np.exp(-0.11 * fit_t), "mono")}
+    ax = Figure().add_subplot()
+    draw_tacs(ax, inp, ["bladder"], structure_colours(["bladder"]), log_y=True)
+    low, high = ax.get_ylim()
+    assert low == pytest.approx(0.114 / 3) and high > 283  # the fit reaches 1e-8 MBq, the axis does not

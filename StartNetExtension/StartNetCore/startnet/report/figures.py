@@ -131,6 +131,7 @@ def draw_dose_slice(ax: Axes, inp: ReportInput, plane: str, centre: Tuple[int, i
 def draw_tacs(ax: Axes, inp: ReportInput, names: Sequence[str], colours: Dict[str, str], log_y: bool = True) -> None:
     structures = inp.results.get("structures") or {}
     drawn = False
+    measured = np.zeros(0)
     for name in names:
         tac = inp.tacs.get(name)
         if tac is None:
@@ -149,15 +150,18 @@ def draw_tacs(ax: Axes, inp: ReportInput, names: Sequence[str], colours: Dict[st
             keep = fa > 0 if log_y else np.ones(fa.shape, bool)
             ax.plot(ft[keep], fa[keep], "-", color=colour, linewidth=1.0)
         drawn = True
+        measured = np.concatenate([measured, a[np.isfinite(a)]])
+    positive = measured[measured > 0]
     if not drawn:
         ax.text(0.5, 0.5, "No time-activity data", ha="center", va="center", transform=ax.transAxes, fontsize=7)
-    elif log_y:
+    elif log_y and positive.size:
+        # Limits from the measurements (a fitted curve may fall by decades after the last one);
+        # extra room above for the legend.
         ax.set_yscale("log")
-        low, high = ax.get_ylim()
-        ax.set_ylim(low, high * (high / low) ** 0.7)  # head room for the legend
-    else:
-        low, high = ax.get_ylim()
-        ax.set_ylim(0.0, high * 1.6)
+        low, high = positive.min() / 3.0, positive.max() * 1.5
+        ax.set_ylim(low, high * (high / low) ** 0.7)
+    elif positive.size:
+        ax.set_ylim(0.0, positive.max() * 1.6)
     ax.set_xlabel("Time post injection (h)", fontsize=7)
     ax.set_ylabel("Activity (MBq)", fontsize=7)
     _style(ax)

@@ -57,7 +57,8 @@ def page_layout(inp: ReportInput, names: List[str]) -> PageLayout:
             "row_tp": max(0.078, _table_height(n_tp, row_h)),
             "row_kin": max(0.150, _table_height(len(names), row_h)),
             "row_dvh": max(0.150, _table_height(n_dose_rows, row_h)),
-            "row_budget": max(0.105, TITLE_H + 0.012 + row_h * 0.85 * len(warning_lines)),
+            "row_budget": max(0.105, TITLE_H + 0.012 + row_h * 0.85 * len(warning_lines),
+                              TITLE_H + 0.066 + 0.0088 * len(budget_lines(tables.kidney_budget(results)))),
             "signature": 0.056, "footer": 0.022,
         }
         fixed = sum(heights.values()) + 7 * GAP + MARGIN_TOP + MARGIN_BOTTOM
@@ -240,13 +241,7 @@ def _budget_and_warnings(fig: Figure, inp: ReportInput, layout: PageLayout, budg
     bar_h = min(h - TITLE_H - text_h - 0.030, 0.03)
     ax = fig.add_axes((x + 0.01, b + h - TITLE_H - 0.004 - bar_h, w - 0.02, bar_h))
     figures.draw_kidney_budget(ax, budget)
-    summary = []
-    if budget.cumulative_gy is not None and budget.remaining_gy is not None:
-        summary.append(f"Cumulative {budget.cumulative_gy:.2f} Gy, remaining {budget.remaining_gy:.2f} Gy.")
-    summary.append(budget.next_text)
-    if budget.projection_note:
-        summary.append(budget.projection_note)
-    text = "\n".join(textwrap.fill(s, 80) for s in summary)
+    text = "\n".join(budget_lines(budget))
     colour = "#b03a2e" if budget.next_allowed is False else "#222222"
     fig.text(x, b + h - TITLE_H - bar_h - 0.032, text, fontsize=5.8, va="top", color=colour)
 
@@ -262,6 +257,17 @@ def _budget_and_warnings(fig: Figure, inp: ReportInput, layout: PageLayout, budg
     for i, line in enumerate(layout.warning_lines):
         fig.text(x + 0.008, b + box_h - 0.006 - i * step, line, fontsize=layout.font - 0.3, va="top",
                  color="#7a4b00" if warnings else "#2e6b2b")
+
+
+def budget_lines(budget: tables.KidneyBudget) -> List[str]:
+    """The kidney budget's summary text, wrapped to the width of its panel."""
+    summary = []
+    if budget.cumulative_gy is not None and budget.remaining_gy is not None:
+        summary.append(f"Cumulative {budget.cumulative_gy:.2f} Gy, remaining {budget.remaining_gy:.2f} Gy.")
+    summary.append(budget.next_text)
+    if budget.projection_note:
+        summary.append(budget.projection_note)
+    return [line for s in summary for line in textwrap.wrap(s, 84)]
 
 
 def _signature(fig: Figure, layout: PageLayout) -> None:
