@@ -109,11 +109,11 @@ DEFAULT_INJECTION = datetime(2025, 5, 12, 9, 30, 0, tzinfo=timezone(timedelta(ho
 class PhantomConfig:
     """Everything that defines one synthetic 177Lu-DOTATOC cycle.
 
-    ``frame_duration_s`` is the whole SPECT acquisition time T (written as the top-level
-    ActualFrameDuration of the reconstruction); counts relate to activity by
+    ``frame_duration_s`` is the whole SPECT acquisition time T, written in the Rotation
+    Information Sequence as ``projections_per_head`` views of T / projections_per_head each
+    (whole milliseconds, see :attr:`acquisition_time_s`); counts relate to activity by
     ``N = CF * A(t_start) * (1 - exp(-lambda T)) / lambda`` (physical decay during the
-    acquisition, CF = ``calibration_cps_per_mbq``). ``projections_per_head`` only fills the
-    Rotation Information Sequence (per-projection time = T / projections_per_head).
+    acquisition, CF = ``calibration_cps_per_mbq``).
     """
 
     preset: str = "small"
@@ -179,6 +179,16 @@ class PhantomConfig:
     @property
     def spect_grid(self) -> GridSpec:
         return (self.grid_override or _PRESET_GRIDS[self.preset])[1]
+
+    @property
+    def view_duration_ms(self) -> int:
+        """Duration of one projection view in whole milliseconds (as DICOM IS stores it)."""
+        return int(round(self.frame_duration_s * 1000.0 / self.projections_per_head))
+
+    @property
+    def acquisition_time_s(self) -> float:
+        """Acquisition time T actually simulated and written: views x view duration."""
+        return self.view_duration_ms * self.projections_per_head / 1000.0
 
     @property
     def torso_half_length_mm(self) -> float:

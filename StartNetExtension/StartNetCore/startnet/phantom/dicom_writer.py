@@ -15,8 +15,13 @@ Timing: DICOM DA/TM are Swedish local time with TimezoneOffsetFromUTC of the acq
 ``20250512093000.000000+0200``); RadiopharmaceuticalStartTime is the local clock time of the
 injection (what was recorded at the injection). RadionuclideTotalDose is in MBq as the NM Isotope
 Module defines it (C.8.4.10.1.7; PET uses Bq), unless ``radionuclide_total_dose_units`` = "Bq".
-ActualFrameDuration (top level, ms) is the whole acquisition time T of the reconstruction: counts
-relate to activity at the acquisition start by N = CF A (1 - exp(-lambda T)) / lambda.
+The acquisition time T is given where the NM IOD puts it for RECON TOMO: the Rotation Information
+Sequence (ActualFrameDuration per view x NumberOfFramesInRotation); the top-level
+ActualFrameDuration is absent (Type 1C, only for STATIC/WHOLE BODY; dciodvfy flags it otherwise).
+Counts relate to activity at the acquisition start by N = CF A (1 - exp(-lambda T)) / lambda.
+Units, DecayCorrection, RescaleSlope/Intercept, RadionuclideHalfLife and
+RadiopharmaceuticalStartDateTime are standard attributes outside the NM IOD (Standard Extended
+SOP Class, as vendors write them); dciodvfy reports no errors for the files written here.
 UIDs are derived deterministically from the patient id and seed.
 """
 
@@ -131,12 +136,13 @@ def write_ct_series(phantom, tp, folder: Path, study_uid: str, frame_uid: str) -
     spacing = image.GetSpacing()
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
     series_uid = uid(config.patient_id, config.seed, tp.index, "ct-series")
-    acquired = tp.acquisition_datetime + timedelta(seconds=config.frame_duration_s + 60.0)
+    acquired = tp.acquisition_datetime + timedelta(seconds=config.acquisition_time_s + 60.0)
     # One dataset reused for every slice (only per-slice attributes change): it is written out
     # before the next slice's values are set.
     ds = _base(phantom, tp, study_uid, series_uid, frame_uid, "CT", CT_IMAGE_STORAGE, "", 2,
                f"CT low dose {spacing[2]:g} mm B31s", acquired)
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.AcquisitionNumber = 1
     ds.KVP = "130"
     ds.XRayTubeCurrent = 30
     ds.ConvolutionKernel = "B31s"
@@ -203,7 +209,6 @@ def write_nm_spect(phantom, tp, path: Path, study_uid: str, frame_uid: str) -> P
     ds.PixelSpacing = [_ds_text(spacing[1]), _ds_text(spacing[0])]
     ds.SliceThickness = _ds_text(spacing[2])
     ds.SpacingBetweenSlices = _ds_text(spacing[2])
-    ds.ActualFrameDuration = int(round(config.frame_duration_s * 1000.0))
     ds.Units = meaning["Units"]
     ds.DecayCorrection = meaning["DecayCorrection"]
     ds.CorrectedImage = ["ATTN", "SCAT", "DECY"] if meaning["Units"] == "BQML" else ["ATTN", "SCAT"]
@@ -242,7 +247,7 @@ def write_nm_spect(phantom, tp, path: Path, study_uid: str, frame_uid: str) -> P
     rotation.AngularStep = _ds_text(180.0 / config.projections_per_head)
     rotation.RotationDirection = "CW"
     rotation.ScanArc = "180"
-    rotation.ActualFrameDuration = int(round(config.frame_duration_s * 1000.0 / config.projections_per_head))
+    rotation.ActualFrameDuration = config.view_duration_ms
     rotation.NumberOfFramesInRotation = config.projections_per_head
     ds.RotationInformationSequence = Sequence([rotation])
     ds.NumberOfRotations = 1
@@ -260,6 +265,7 @@ def write_nm_spect(phantom, tp, path: Path, study_uid: str, frame_uid: str) -> P
     orientation = _code("102538003", "SCT", "recumbent")
     orientation.PatientOrientationModifierCodeSequence = Sequence([_code("40199007", "SCT", "supine")])
     ds.PatientOrientationCodeSequence = Sequence([orientation])
+    del ds.PatientPosition  # NM: patient orientation is coded, PatientPosition shall not be present
     ds.PatientGantryRelationshipCodeSequence = Sequence([_code("102540008", "SCT", "headfirst")])
     ds.PixelData = np.ascontiguousarray(stored).tobytes()
     _write(ds, path)

@@ -146,7 +146,7 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
                                           config.max_rotation_deg, config.motion)
     seeds = np.random.SeedSequence([int(config.seed), 1177]).spawn(2 * len(hours))
     injection = config.injection_datetime_utc
-    counts_per_mbq = render.counts_per_mbq(config.calibration_cps_per_mbq, config.frame_duration_s)
+    counts_per_mbq = render.counts_per_mbq(config.calibration_cps_per_mbq, config.acquisition_time_s)
     counts_per_bqml = spect_grid.voxel_volume_ml * 1.0e-6 * counts_per_mbq
     timepoints = []
     t_ct = t_spect = 0.0
