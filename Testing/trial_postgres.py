@@ -94,7 +94,7 @@ def running_postgres() -> Iterator[PostgresServer]:
         yield PostgresServer(host="127.0.0.1", port=port, user="postgres")
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
         shutil.rmtree(tmp, ignore_errors=True)
 

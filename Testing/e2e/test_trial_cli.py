@@ -42,6 +42,7 @@ def refused(proc, code, *fragments):
     return line
 
 
+@pytest.mark.slow
 def test_cli_contract_end_to_end(trial_db_url, tmp_path):
     db = trial_db_url
     ok(trial(db, "init"))

@@ -80,6 +80,7 @@ def _run_all(jobs):
     return results
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_nothing(trial_db_url):
     admin = TrialStore.initialise(trial_db_url, User("coordinator"))
     for pid in ("SN-A", "SN-B", "SN-C", "SN-X"):
@@ -104,6 +105,7 @@ def test_concurrent_writers_lose_nothing(trial_db_url):
     admin.close()
 
 
+@pytest.mark.slow
 def test_same_cycle_raced_is_recorded_once(trial_db_url):
     admin = TrialStore.initialise(trial_db_url)
     admin.enroll("SN-R", "Uppsala", 2, dt.date(2025, 1, 2))
@@ -193,6 +195,7 @@ _BUSY_WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_writers_killed_at_random_moments_leave_database_consistent(trial_db_url):
     admin = TrialStore.initialise(trial_db_url)
     admin.enroll("SN-B", "Sahlgrenska", 2, dt.date(2025, 1, 2))
