@@ -95,6 +95,8 @@ def test_refuses_plan_terms_missing_reference_and_bad_values(tmp_path):
     sheared, _ = _dose_image(direction=(1, 0, 0, 0, 1, 0, 0, 0.6, 0.8))
     with pytest.raises(GeometryError):
         write_rtdose(sheared, tmp_path / "d.dcm", reference=REFERENCE)
+    with pytest.raises(GeometryError, match="single slice"):
+        write_rtdose(sitk.GetImageFromArray(np.ones((1, 3, 3))), tmp_path / "e.dcm", reference=REFERENCE)
     assert not list(tmp_path.iterdir())
 
 

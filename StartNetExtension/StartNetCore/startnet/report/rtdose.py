@@ -96,6 +96,9 @@ def write_rtdose(dose_gy_image: sitk.Image, path: Union[str, Path], *,
         raise InputError("RT Dose export: the dose must be a 3-D SimpleITK image")
     if dose_gy_image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError("RT Dose export: the dose image must be scalar")
+    if dose_gy_image.GetSize()[2] < 2:
+        raise GeometryError("RT Dose export: the dose image has a single slice; the RT Dose Grid Frame Offset "
+                            "Vector needs at least two frames")
     summation = str(dose_summation_type).upper()
     if summation in _NEEDS_PLAN:
         raise InputError(f"RT Dose export: Dose Summation Type {summation} requires a Referenced RT Plan "
