@@ -125,3 +125,16 @@ def test_generator_is_reproducible_and_matches_committed_profiles():
     within_quick = kernel_build.energy_within_radius_mev(a.photon_edges_mm, a.photon_shell_mev, 100.0)
     within_table = kernel_build.energy_within_radius_mev(committed.photon_edges_mm, committed.photon_shell_mev, 100.0)
     assert within_quick == pytest.approx(within_table, rel=0.02)
+
+
+@pytest.mark.parametrize("spacing", [2.21, 4.8])
+def test_photon_kernel_is_smooth_across_near_far_junction(spacing):
+    # near block (cube-to-cube shell integration, offsets <= 3) and far field (corrected point
+    # values) must join smoothly: r^2 S(r) varies slowly (build-up x attenuation), no step
+    k = get_kernel((spacing, spacing, spacing)).photon_gy_per_mbq_h
+    c = k.shape[0] // 2
+    axis = k[c, c, c + 1:c + 12].astype(np.float64)
+    assert np.all(np.diff(axis) < 0), "photon kernel must decrease with distance along an axis"
+    r2s = axis * (np.arange(1, 12) * spacing) ** 2
+    steps = np.abs(np.diff(r2s[1:]) / r2s[1:-1])  # from offset 2 on (offset 1 is in the 1/r^2 cusp)
+    assert steps.max() < 0.04, f"r^2 S jumps by {100 * steps.max():.1f} % between neighbouring voxels"

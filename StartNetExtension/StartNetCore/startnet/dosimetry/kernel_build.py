@@ -8,11 +8,15 @@ For a source uniformly distributed in the central voxel and a target voxel displ
 where e(z) is the point-source energy density (energy per volume) and g the normalised
 autocorrelation of the voxel box. The point kernel is given as energies per spherical shell; the
 integral is evaluated shell by shell with g averaged over the shell (three volume-uniform radii x
-512 directions, mirrored into all octants so that the kernel keeps the voxel's symmetry). Because
+4096 directions, mirrored into all octants so that the kernel keeps the voxel's symmetry). Because
 the lattice translates of V g sum to one everywhere,
 sum_d E(d) equals the shell energy total exactly: the energy balance of the voxel kernel is only
-limited by the extent over which it is evaluated. Far from the source (photons beyond the near
-block), the smooth point kernel is evaluated at the voxel centre (error O(a^2 e'')).
+limited by the extent over which it is evaluated. Beyond the near block (offsets > 3 voxels on
+some axis; photons only) the smooth point kernel is evaluated at the voxel centre with the
+second-order cube-to-cube correction: g has variance a_i^2 / 6 per axis, so
+S(d) ~ e(d) + sum_i (a_i^2 / 12) d2e/dx_i2, with e taken as ~1/r^2 locally (the exponential and
+build-up vary over centimetres): factor 1 + sum_i (a_i^2 / 12)(8 x_i^2 / r^4 - 2 / r^2),
+accurate to O((a/r)^4), i.e. better than 0.1 % from 4 voxels on.
 Dose to water: S(d) = E(d) / (rho_water V), converted to Gy per MBq.h.
 """
 
@@ -31,7 +35,7 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 MEV_TO_J = 1.602176634e-13
 DECAYS_PER_MBQ_H = 3.6e9
 WATER_G_PER_MM3 = 1.0e-3
-N_DIRECTIONS = 512
+N_DIRECTIONS = 4096
 N_SUBRADII = 3
 
 
@@ -102,9 +106,9 @@ def electron_kernel(edges_mm: np.ndarray, shell_mev: np.ndarray, voxel_size_mm) 
     return near_field_kernel(edges_mm, shell_mev, voxel_size_mm, half)
 
 
-def photon_near_half(voxel_size_mm, radius_mm: float, near_mm: float = 10.0) -> list:
-    """Half-widths (x, y, z) of the cube-to-cube near block: >= 3 voxels and >= ``near_mm``."""
-    return [min(int(math.floor(radius_mm / a)), max(3, int(math.ceil(near_mm / a)))) for a in voxel_size_mm]
+def photon_near_half(voxel_size_mm, radius_mm: float) -> list:
+    """Half-widths (x, y, z) of the cube-to-cube near block of the photon kernel: 3 voxels."""
+    return [min(int(math.floor(radius_mm / a)), 3) for a in voxel_size_mm]
 
 
 def photon_kernel(edges_mm: np.ndarray, shell_mev: np.ndarray, voxel_size_mm, radius_mm: float,
@@ -123,7 +127,14 @@ def photon_kernel(edges_mm: np.ndarray, shell_mev: np.ndarray, voxel_size_mm, ra
     r = np.sqrt(axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2)
     kernel = np.exp(np.interp(r, r_mid, log_density)).astype(np.float32)
     kernel[r > radius_mm] = 0.0
-    del r
+    # second-order cube-to-cube correction of the point value (module docstring)
+    r2 = np.maximum(r * r, np.float32(1e-6))
+    correction = np.ones_like(r2)
+    for i, (axis, spacing) in enumerate(zip(axes, a[::-1])):
+        x2 = (axis * axis).reshape([-1 if j == i else 1 for j in range(3)])
+        correction += np.float32(spacing * spacing / 12.0) * (8.0 * x2 / (r2 * r2) - 2.0 / r2)
+    kernel *= correction
+    del r, r2, correction
     kernel *= np.float32(_to_gy_per_mbq_h(1.0))
     cz, cy, cx = half_far[2], half_far[1], half_far[0]
     kernel[cz - hz:cz + hz + 1, cy - hy:cy + hy + 1, cx - hx:cx + hx + 1] = near_block
