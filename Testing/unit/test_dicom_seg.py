@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from startnet.errors import DicomInputError, GeometryError, InputError
-from startnet.report.dicom_seg import structure_codes, write_dicom_seg
+from startnet.report.dicom_seg import rgb_to_cielab, structure_codes, write_dicom_seg
 
 N_SLICES, ROWS, COLS = 10, 24, 28
 PIXEL_MM, SLICE_MM = 2.0, 3.0
@@ -176,3 +176,12 @@ def test_unevenly_spaced_ct_series(tmp_path):
         per_frame[int(round((z - ORIGIN[2]) / SLICE_MM))] = int(frame.sum())
     assert 4 not in per_frame and sphere[4].sum() > 0
     assert per_frame == {k: int(sphere[k].sum()) for k in range(N_SLICES) if k != 4 and sphere[k].any()}
+
+
+def test_display_colour_conversion_matches_published_cielab():
+    # Reference values (sRGB, D65): white L*=100, a*=b*=0; pure red L*=53.24, a*=80.09, b*=67.20;
+    # pure blue L*=32.30, a*=79.19, b*=-107.86.
+    assert np.allclose(rgb_to_cielab((255, 255, 255)), (100.0, 0.0, 0.0), atol=0.05)
+    assert np.allclose(rgb_to_cielab((255, 0, 0)), (53.24, 80.09, 67.20), atol=0.1)
+    assert np.allclose(rgb_to_cielab((0.0, 0.0, 1.0)), (32.30, 79.19, -107.86), atol=0.1)
+    assert rgb_to_cielab((0, 0, 0)) == (0.0, 0.0, 0.0)

@@ -194,11 +194,31 @@ def _onto_ct(binary: sitk.Image, grid: _CtGrid):
     return z0, r0, c0, out.astype(bool)
 
 
+_SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+
+def rgb_to_cielab(rgb: Sequence[float]) -> Tuple[float, float, float]:
+    """sRGB (0-255, or 0-1 when all values <= 1) to CIE L*a*b* under D65, as DICOM display colours use.
+
+    Written out here because highdicom 0.22, the last release for Python 3.9 (Slicer 5.8), has
+    no RGB conversion.
+    """
+    values = np.array([float(v) for v in rgb])
+    if values.max() > 1.0:
+        values = values / 255.0
+    values = np.clip(values, 0.0, 1.0)
+    linear = np.where(values > 0.04045, ((values + 0.055) / 1.055) ** 2.4, values / 12.92)
+    ratio = (_SRGB_TO_XYZ @ linear) / _D65_WHITE
+    f = np.where(ratio > (6.0 / 29.0) ** 3, np.cbrt(ratio), ratio / (3 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+    lightness = 116.0 * f[1] - 16.0
+    a_star, b_star = 500.0 * (f[0] - f[1]), 200.0 * (f[1] - f[2])
+    return (float(np.clip(lightness, 0.0, 100.0)), float(np.clip(a_star, -128.0, 127.0)),
+            float(np.clip(b_star, -128.0, 127.0)))
+
+
 def _rgb_to_lab(rgb) -> hd.color.CIELabColor:
-    values = [float(v) for v in rgb]
-    if max(values) <= 1.0:
-        values = [v * 255.0 for v in values]
-    return hd.color.CIELabColor.from_rgb(*[int(round(min(max(v, 0.0), 255.0))) for v in values])
+    return hd.color.CIELabColor(*rgb_to_cielab(rgb))
 
 
 def write_dicom_seg(masks: Mapping[str, sitk.Image], ct_datasets: Sequence[Union[Dataset, str, Path]],
