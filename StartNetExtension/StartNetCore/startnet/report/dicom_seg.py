@@ -314,7 +314,10 @@ def _atomic_save(ds: Dataset, path: Path) -> None:
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
-        ds.save_as(temp_name)
+        try:
+            ds.save_as(temp_name, enforce_file_format=True)
+        except TypeError:  # pydicom 2.4 (Slicer 5.8, Python 3.9) has no enforce_file_format
+            ds.save_as(temp_name, write_like_original=False)
         os.replace(temp_name, str(path))
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
