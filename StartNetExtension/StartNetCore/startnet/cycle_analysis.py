@@ -35,6 +35,22 @@ BED_PARAMETERS: Tuple[Tuple[str, float, float], ...] = (
     ("", 3.0, 1.5),
 )
 V_THRESHOLDS_GY = (5.0, 10.0, 20.0, 23.0, 30.0)
+# Standard uncertainty of a CT-based structure boundary's position (assumed: about one CT voxel).
+BOUNDARY_SD_MM = 1.0
+
+
+def surface_area_mm2(mask: np.ndarray, spacing_xyz_mm) -> float:
+    """Surface area (mm^2) of a (z, y, x) mask: its voxel faces times 2/3.
+
+    A voxelised surface's face area over-estimates a smooth surface by 3/2 on average over
+    orientations (Cauchy-Crofton), hence the factor.
+    """
+    sx, sy, sz = (float(v) for v in spacing_xyz_mm)
+    padded = np.pad(np.asarray(mask, dtype=np.int8), 1)
+    faces_z = np.count_nonzero(np.diff(padded, axis=0))
+    faces_y = np.count_nonzero(np.diff(padded, axis=1))
+    faces_x = np.count_nonzero(np.diff(padded, axis=2))
+    return (faces_z * sx * sy + faces_y * sx * sz + faces_x * sy * sz) * 2.0 / 3.0
 
 
 def bed_parameters_for(name: str) -> Tuple[float, float]:
@@ -42,6 +58,39 @@ def bed_parameters_for(name: str) -> Tuple[float, float]:
         if name.lower().startswith(prefix):
             return alpha_beta, t_rep
     return BED_PARAMETERS[-1][1:]
+
+
+class RecoveryModel:
+    """Recovery coefficient vs volume (the shipped camera curve) with what GUM propagation needs.
+
+    ``rel_sd_params`` is the relative standard uncertainty claimed for the curve itself; the
+    shipped curve is derived from blurred spheres, not measured on this camera, so 5 % is assumed
+    and recorded. ``dln_rc_dln_v`` (sensitivity of RC to the volume) is taken numerically.
+    """
+
+    def __init__(self, curve, rel_sd: float = 0.05):
+        self.curve = curve
+        self.rel_sd = rel_sd
+        self.source = f"{curve.camera}: {curve.description} (relative SD {100 * rel_sd:g} % assumed)"
+
+    @classmethod
+    def shipped(cls, camera: str = "default") -> RecoveryModel:
+        from startnet.segmentation import load_recovery_curves
+
+        curves = load_recovery_curves()
+        if camera not in curves:
+            raise InputError(f"no recovery curve for camera '{camera}'; available: {sorted(curves)}")
+        return cls(curves[camera])
+
+    def rc(self, volume_ml: float) -> float:
+        return self.curve.rc(volume_ml)
+
+    def rel_sd_params(self, volume_ml: float) -> float:
+        return self.rel_sd
+
+    def dln_rc_dln_v(self, volume_ml: float) -> float:
+        step = 1.05
+        return math.log(self.rc(volume_ml * step) / self.rc(volume_ml / step)) / (2.0 * math.log(step))
 
 
 @dataclass
@@ -79,13 +128,50 @@ def activity_stack_mbq(images: List[sitk.Image]) -> np.ndarray:
                      for im in images])
 
 
-def analyse_structures(registered, structures, *, method: str, recovery_correction: bool = True,
+PVC_METHODS = ("gtm", "rc", "none")
+
+
+def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc: str, psf_fwhm_mm: float,
+                         warnings: List[str]):
+    """(activity MBq per structure and time point, recovery per structure, method used)."""
+    from startnet.quantification import gtm_activities, overlapping
+
+    grid = registered.reference_grid
+    spacing_zyx = tuple(reversed(grid.GetSpacing()))
+    fractions = structures.fraction_maps()
+    if pvc == "gtm" and overlapping(fractions):
+        warnings.append("structures overlap (e.g. an organ and its sub-region): partial-volume correction by "
+                        "recovery coefficients instead of the transfer matrix")
+        pvc = "rc"
+    if pvc == "gtm":
+        body = None if ct_grid is None else _body_fraction(registered.ct_hu, grid)
+        images = [sitk.GetArrayViewFromImage(im).astype(np.float32) for im in registered.activity_bqml]
+        gtm = gtm_activities(images, fractions, spacing_zyx, psf_fwhm_mm, body)
+        warnings += gtm.warnings
+        return gtm.activity_mbq, gtm.apparent_recovery, f"geometric transfer matrix, PSF {psf_fwhm_mm:g} mm FWHM"
+    recovery = RecoveryModel.shipped() if pvc == "rc" else None
+    voxel_ml = float(np.prod(grid.GetSpacing())) / 1000.0
+    activities, rc_values = {}, {}
+    for name, mask in structures.masks.items():
+        rc = float(recovery.rc(float(mask.sum()) * voxel_ml)) if recovery is not None else 1.0
+        rc_values[name] = rc
+        activities[name] = stack[:, mask].sum(axis=1, dtype=np.float64) / rc
+    return activities, rc_values, ("recovery coefficients: " + recovery.source) if recovery else "none"
+
+
+def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
+    from startnet.segmentation import resample_mask
+
+    _, fraction = resample_mask(ct_hu > -500, grid, fractional=True)
+    return fraction
+
+
+def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm", psf_fwhm_mm: float = 11.0,
                        progress=None) -> StructureAnalysis:
     from startnet.dosimetry import density_on_grid, get_kernel, structure_dose_stats
     from startnet.dosimetry.bed import bed_map, g_map_from_rates, structure_bed
-    from startnet.dosimetry.uncertainty import structure_uncertainty, volume_sd_from_boundary
+    from startnet.dosimetry.uncertainty import structure_uncertainty
     from startnet.kinetics import fit_tac, fit_voxels
-    from startnet.segmentation import default_recovery_curve
 
     grid = registered.reference_grid
     spacing = grid.GetSpacing()
@@ -102,16 +188,13 @@ def analyse_structures(registered, structures, *, method: str, recovery_correcti
         ct_grid = sitk.Resample(registered.ct_hu, grid, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
         density = density_on_grid(registered.ct_hu, grid)
 
-    recovery = default_recovery_curve() if recovery_correction else None
+    if pvc not in PVC_METHODS:
+        raise InputError(f"partial-volume correction {pvc!r}: expected one of {', '.join(PVC_METHODS)}")
+    activities, rc_values, pvc_used = structure_activities(registered, structures, stack, ct_grid, pvc,
+                                                           psf_fwhm_mm, warnings)
+    recovery = RecoveryModel.shipped() if pvc != "none" else None
     fits: Dict[str, Any] = {}
-    activities: Dict[str, np.ndarray] = {}
-    rc_values: Dict[str, float] = {}
-    for name, mask in structures.masks.items():
-        volume_ml = float(mask.sum()) * voxel_ml
-        measured = stack[:, mask].sum(axis=1, dtype=np.float64)
-        rc = float(recovery.rc(volume_ml)) if recovery is not None else 1.0
-        rc_values[name] = rc
-        activities[name] = measured / rc
+    for name in structures.masks:
         if not np.any(activities[name] > 0):
             raise InputError(f"structure '{name}' has no activity at any time point: is the segmentation on the "
                              "reference time point's anatomy?")
@@ -155,29 +238,37 @@ def analyse_structures(registered, structures, *, method: str, recovery_correcti
 
     results: OrderedDict[str, Dict[str, Any]] = OrderedDict()
     dvhs = {}
+    fractions = structures.fraction_maps()
+    voxel_mass_g = density * np.float32(voxel_ml)
     for name, mask in structures.masks.items():
         fit = fits[name]
-        stats = structure_dose_stats(total, mask, voxel_mass_g=density * np.float32(voxel_ml),
-                                     v_thresholds_gy=V_THRESHOLDS_GY)
-        volume_ml, volume_sd_ml = volume_sd_from_boundary(mask, spacing)
-        mass_g = float(density[mask].sum(dtype=np.float64)) * voxel_ml
+        share = fractions[name]
+        mass_g = float(np.sum(share * voxel_mass_g, dtype=np.float64))
+        volume_ml = float(np.sum(share, dtype=np.float64)) * voxel_ml
+        volume_sd_ml = surface_area_mm2(mask, spacing) * BOUNDARY_SD_MM / 1000.0
+        # organ-level mean: electrons deposit locally (177Lu range <= 1.8 mm), photons from the map
+        electron_gy = fit.tia_mbq_h * LU177.electron_energy_j_per_mbq_h / (mass_g * 1.0e-3)
+        photon_gy = float(np.sum(share * voxel_mass_g * dose.photon_gy, dtype=np.float64)) / mass_g
+        mean_gy = electron_gy + photon_gy
+        stats = structure_dose_stats(total, mask, voxel_mass_g=voxel_mass_g, v_thresholds_gy=V_THRESHOLDS_GY)
+        scale = mean_gy / stats.mean_gy if stats.mean_gy > 0 else 1.0
         alpha_beta, t_rep = bed_parameters_for(name)
-        bed_result = structure_bed(name, float(stats.mean_gy), fit, alpha_beta, t_rep)
+        bed_result = structure_bed(name, mean_gy, fit, alpha_beta, t_rep)
         budget = structure_uncertainty(name, tia_mbq_h=fit.tia_mbq_h, tia_fit_sd_mbq_h=fit.tia_sd_mbq_h,
-                                       volume_ml=volume_ml, volume_sd_ml=volume_sd_ml, dose_gy=float(stats.mean_gy),
-                                       recovery=recovery if recovery_correction else None)
-        dvhs[name] = (np.asarray(stats.dvh_dose_gy), np.asarray(stats.dvh_volume_fraction))
+                                       volume_ml=volume_ml, volume_sd_ml=volume_sd_ml, dose_gy=mean_gy,
+                                       recovery=recovery)
+        dvhs[name] = (np.asarray(stats.dvh_dose_gy) * scale, np.asarray(stats.dvh_volume_fraction))
         results[name] = {
             "volume_ml": _finite(volume_ml, 3), "mass_g": _finite(mass_g, 3),
             "activity_mbq": [_finite(a, 4) for a in activities[name]],
             "recovery_coefficient": _finite(rc_values[name], 4),
             "tia_mbq_h": _finite(fit.tia_mbq_h, 3), "tia_sd_mbq_h": _finite(budget.tia.combined_sd, 3),
-            "mean_gy": _finite(stats.mean_gy), "min_gy": _finite(stats.min_gy), "max_gy": _finite(stats.max_gy),
-            "median_gy": _finite(stats.median_gy), "d2_gy": _finite(stats.d2_gy), "d50_gy": _finite(stats.d50_gy),
-            "d98_gy": _finite(stats.d98_gy),
+            "mean_gy": _finite(mean_gy), "electron_mean_gy": _finite(electron_gy), "photon_mean_gy": _finite(photon_gy),
+            "voxel_map_mean_gy": _finite(stats.mean_gy),
+            "min_gy": _finite(stats.min_gy * scale), "max_gy": _finite(stats.max_gy * scale),
+            "median_gy": _finite(stats.median_gy * scale), "d2_gy": _finite(stats.d2_gy * scale),
+            "d50_gy": _finite(stats.d50_gy * scale), "d98_gy": _finite(stats.d98_gy * scale),
             "v_gy": {f"{k:g}": _finite(v, 4) for k, v in stats.v_gy.items()},
-            "electron_mean_gy": _finite(float(np.asarray(dose.electron_gy)[mask].mean())),
-            "photon_mean_gy": _finite(float(np.asarray(dose.photon_gy)[mask].mean())),
             "bed_gy": _finite(bed_result.bed_gy), "eqd2_gy": _finite(bed_result.eqd2_gy),
             "bed_alpha_beta_gy": alpha_beta, "bed_t_rep_h": t_rep, "bed_g_factor": _finite(bed_result.g_factor, 6),
             "uncertainty_pct": _finite(100.0 * budget.dose.combined_rel_sd, 2),
@@ -191,11 +282,16 @@ def analyse_structures(registered, structures, *, method: str, recovery_correcti
     provenance = {
         "kinetics": {"structure_models": {n: f.model for n, f in fits.items()}, "voxel_model_counts": voxel_counts,
                      "voxel_tia": "per-voxel fits, scaled inside each structure to its fitted TIA",
-                     "recovery_correction": getattr(recovery, "source", None) if recovery else "off"},
+                     "partial_volume_correction": pvc_used},
         "dose": {"method": method, "kernel": getattr(kernel, "provenance", None), "nuclide": LU177.name,
+                 "structure_mean": "electrons: TIA x mean electron energy / structure mass (CT density, voxel "
+                                   "fractions); photons: mass-weighted mean of the photon dose map",
+                 "voxel_statistics": "min/max/median/D2/D50/D98/DVH from the dose map over the structure, scaled "
+                                     "by mean_gy / voxel_map_mean_gy",
                  "density": "CT HU -> density curve" if ct_grid is not None else "water"},
         "bed": {"by_prefix": [list(p) for p in BED_PARAMETERS], "voxel_map": "kidney parameters, voxel clearance rate"},
-        "uncertainty": "GUM: calibration factor, recovery coefficient, volume (one-voxel boundary), fit covariance",
+        "uncertainty": f"GUM: calibration factor, recovery coefficient, volume (boundary SD {BOUNDARY_SD_MM:g} mm "
+                       "over the structure surface), fit covariance",
     }
     electron = _image_like(np.asarray(dose.electron_gy), grid)
     photon = _image_like(np.asarray(dose.photon_gy), grid)

@@ -50,11 +50,21 @@ class RunOptions:
     patient_id: Optional[str] = None
     cycle: Optional[int] = None
     trial_db: Optional[str] = None
-    recovery_correction: bool = True
+    pvc: str = "gtm"
+    psf_fwhm_mm: Optional[float] = None
     write_scene: bool = True
     write_report: bool = True
 
+    def psf_fwhm(self) -> float:
+        from startnet.segmentation.recovery import DEFAULT_PSF_FWHM_MM
+
+        return float(self.psf_fwhm_mm or DEFAULT_PSF_FWHM_MM)
+
     def validate(self) -> None:
+        if self.pvc not in ("gtm", "rc", "none"):
+            raise InputError(f"--pvc {self.pvc!r}: expected gtm, rc or none")
+        if self.psf_fwhm_mm is not None and not self.psf_fwhm_mm > 0:
+            raise InputError(f"--psf-fwhm-mm must be > 0 mm, got {self.psf_fwhm_mm}")
         if self.method not in METHODS:
             raise InputError(f"--method {self.method!r}: expected one of {', '.join(METHODS)}")
         if self.labels_path and not self.segmentation_path:
@@ -186,7 +196,7 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
 
     progress.stage("kinetics", "fitting time-activity curves")
     analysis = analyse_structures(registered, structures, method=options.method,
-                                  recovery_correction=options.recovery_correction, progress=progress)
+                                  pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress)
 
     progress.stage("results", "assembling results")
     results = build_results(options, registered, structures, analysis, progress)
@@ -244,7 +254,8 @@ def build_results(options: RunOptions, registered: RegisteredCycle, structures: 
             "parameters": {
                 "method": options.method, "reference_timepoint": registered.reference_index,
                 "segmentation": options.segmentation_path or structures.source,
-                "labels": options.labels_path, "recovery_correction": options.recovery_correction,
+                "labels": options.labels_path, "partial_volume_correction": options.pvc,
+                "psf_fwhm_mm": options.psf_fwhm(),
                 "calibration_cps_per_mbq_override": options.calibration_cps_per_mbq,
             },
             "input": cycle.to_dict(),

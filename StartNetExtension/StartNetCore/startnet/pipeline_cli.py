@@ -39,7 +39,10 @@ def register(subparsers) -> None:
     run.add_argument("--trial-db", metavar="URL", help="record the cycle in this trial database")
     run.add_argument("--patient", metavar="ID", help="trial patient ID (pseudonym)")
     run.add_argument("--cycle", type=int, metavar="N", help="cycle number")
-    run.add_argument("--no-recovery-correction", action="store_true", help="do not divide by recovery coefficients")
+    run.add_argument("--pvc", choices=("gtm", "rc", "none"), default="gtm",
+                     help="partial-volume correction: geometric transfer matrix (default), recovery coefficients, none")
+    run.add_argument("--psf-fwhm-mm", type=float, metavar="MM",
+                     help="SPECT resolution (FWHM) for the partial-volume correction (default: camera configuration)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
@@ -63,7 +66,7 @@ def _run(args) -> int:
         reference_timepoint=args.reference_timepoint, calibration_cps_per_mbq=args.calibration_cps_per_mbq,
         method=args.method, injection_datetime=args.injection_datetime,
         injected_activity_mbq=args.injected_activity_mbq, patient_id=args.patient, cycle=args.cycle,
-        trial_db=args.trial_db, recovery_correction=not args.no_recovery_correction,
+        trial_db=args.trial_db, pvc=args.pvc, psf_fwhm_mm=args.psf_fwhm_mm,
     )
     result = run_cycle(options, None if args.quiet else terminal_progress())
     print(summary_text(result.results))

@@ -30,9 +30,15 @@ class Structures:
     colours: Dict[str, tuple] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
     log: List[str] = field(default_factory=list)
+    fractions: Dict[str, np.ndarray] = field(default_factory=dict)
 
     def names(self) -> List[str]:
         return list(self.masks)
+
+    def fraction_maps(self) -> Dict[str, np.ndarray]:
+        """Share of each voxel inside each structure (the binary mask where no fraction is known)."""
+        return OrderedDict((name, self.fractions[name] if name in self.fractions else mask.astype(np.float32))
+                           for name, mask in self.masks.items())
 
     def as_images(self, reference: sitk.Image) -> Dict[str, sitk.Image]:
         out = {}
@@ -73,7 +79,7 @@ def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional
 
     if not Path(path).exists():
         raise InputError(f"--segmentation {path}: file not found")
-    segmentation = load_segmentation(path, reference, labels=_read_labels(labels_path))
+    segmentation = load_segmentation(path, reference, labels=_read_labels(labels_path), fractional=True)
     masks = OrderedDict((name, np.asarray(mask, dtype=bool)) for name, mask in segmentation.masks.items())
     empty = [name for name, mask in masks.items() if not mask.any()]
     if len(empty) == len(masks):
@@ -83,8 +89,10 @@ def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional
                 for name in empty]
     for name in empty:
         del masks[name]
-    colours = dict(getattr(segmentation, "colours", {}) or {})
-    return Structures(masks, f"file: {Path(path).name}", colours, warnings)
+    colours = dict(segmentation.colors)
+    fractions = {name: np.asarray(segmentation.fractions[name], np.float32)
+                 for name in masks if name in segmentation.fractions}
+    return Structures(masks, f"file: {Path(path).name}", colours, warnings, fractions=fractions)
 
 
 def automatic_structures(ct_hu: Optional[sitk.Image], reference: sitk.Image) -> Structures:
@@ -94,21 +102,17 @@ def automatic_structures(ct_hu: Optional[sitk.Image], reference: sitk.Image) -> 
     if ct_hu is None:
         raise InputError("no --segmentation given and the reference time point has no CT: automatic kidney "
                          "segmentation needs the CT; pass --segmentation FILE")
-    seeds = find_kidney_seeds(ct_hu, reference)
     masks: OrderedDict[str, np.ndarray] = OrderedDict()
     log, warnings = [], []
-    for name in KIDNEY_NAMES:
-        seed = seeds.get(name) if isinstance(seeds, dict) else getattr(seeds, name, None)
-        if seed is None:
-            warnings.append(f"automatic segmentation found no {name.replace('_', ' ')}")
+    for proposal in find_kidney_seeds(ct_hu, reference):
+        if proposal.seed_lps is None:
+            warnings.append(f"automatic segmentation found no {proposal.side.replace('_', ' ')}: {proposal.reason}")
             continue
-        seed_lps = getattr(seed, "point_lps", seed)
-        segmented = segment_kidney_from_seed(ct_hu, reference, seed_lps)
-        mask = np.asarray(getattr(segmented, "mask", segmented), dtype=bool)
-        masks[name] = mask
-        confidence = getattr(seed, "confidence", None)
-        log.append(f"{name}: seed at {tuple(round(float(v), 1) for v in seed_lps)} mm (LPS), "
-                   f"{int(mask.sum())} voxels" + (f", confidence {confidence}" if confidence is not None else ""))
+        segmented = segment_kidney_from_seed(ct_hu, reference, proposal.seed_lps)
+        masks[proposal.side] = np.asarray(segmented.array, dtype=bool)
+        log.append(f"{proposal.side}: seed at {tuple(round(float(v), 1) for v in proposal.seed_lps)} mm (LPS), "
+                   f"{segmented.volume_ml:.0f} mL, confidence {proposal.confidence} ({proposal.reason})")
+        warnings += [f"{proposal.side}: {w}" for w in segmented.warnings]
     if not masks:
         raise InputError("automatic segmentation found no kidney; pass --segmentation FILE")
     warnings.append("structures were segmented automatically (" + "; ".join(log) + "); review them before "
