@@ -16,6 +16,7 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from startnet import __version__
@@ -113,7 +114,7 @@ def page_layout(inp: ReportInput, names: List[str]) -> PageLayout:
 def _section(fig: Figure, rect: Rect, title: str) -> None:
     x, b, w, h = rect
     fig.text(x, b + h - 0.002, title.upper(), fontsize=7, fontweight="bold", color=NAVY, va="top")
-    fig.add_artist(matplotlib.lines.Line2D([x, x + w], [b + h - TITLE_H + 0.003] * 2, color=NAVY,
+    fig.add_artist(Line2D([x, x + w], [b + h - TITLE_H + 0.003] * 2, color=NAVY,
                                            linewidth=0.6, transform=fig.transFigure))
 
 
@@ -281,7 +282,7 @@ def _signature(fig: Figure, layout: PageLayout) -> None:
         for j, label in enumerate(("Name", "Signature", "Date")):
             lx = cx + j * (w / 2 - 0.02) / 3
             line_w = (w / 2 - 0.02) / 3 - 0.012
-            fig.add_artist(matplotlib.lines.Line2D([lx, lx + line_w], [b + 0.012] * 2, color="black",
+            fig.add_artist(Line2D([lx, lx + line_w], [b + 0.012] * 2, color="black",
                                                    linewidth=0.5, transform=fig.transFigure))
             fig.text(lx, b + 0.010, label, fontsize=5.5, color="#555555", va="top")
 
