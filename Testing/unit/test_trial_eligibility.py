@@ -87,8 +87,12 @@ def test_aliases_missing_and_unknown_keys():
     result = evaluate({"gfr": 80, "hb": 120}, 2)
     assert result.eligible and result.values == {"gfr_ml_min_1_73m2": 80, "hb_g_l": 120}
     assert "platelets_1e9_l" in result.not_documented and "gfr_ml_min_1_73m2" not in result.not_documented
-    with pytest.raises(InputError, match="unknown criterion 'gfr_ml'"):
-        evaluate({"gfr_ml": 45}, 2)  # a typo must never let a failing lab pass unchecked
+    bad = evaluate({"gfr_ml": 45, "Hemoglobin (g/L)": 85, "platelets_10e9_l": 90, "AST_x_ULN": 3.5}, 2)
+    assert len(bad.failed) == 4 and not bad.eligible  # common spellings are recognised
+    unknown = evaluate({"glomerular_filtration": 45, "hb_g_dl": 8.5, "asat_u_l": 200, "weight_kg": 70}, 2)
+    # never reinterpreted (other units) nor silently passed: listed as not evaluated, GFR/Hb not documented
+    assert unknown.not_evaluated == ["asat_u_l", "glomerular_filtration", "hb_g_dl", "weight_kg"]
+    assert {"gfr_ml_min_1_73m2", "hb_g_l", "asat_x_uln"} <= set(unknown.not_documented)
     with pytest.raises(InputError, match="must be a number"):
         evaluate({"hb_g_l": "low"}, 2)
     with pytest.raises(InputError, match="must be true or false"):
@@ -120,6 +124,8 @@ def test_bad_pseudonyms_are_refused():
 def test_sites_and_user_scope(monkeypatch):
     assert canonical_site("skane", DEFAULT_SITES) == "Skåne"
     assert canonical_site(" KAROLINSKA ", DEFAULT_SITES) == "Karolinska"
+    assert canonical_site("Akademiska", DEFAULT_SITES) == "Uppsala"
+    assert canonical_site("Göteborg", DEFAULT_SITES) == "Sahlgrenska"
     with pytest.raises(InputError, match="not a trial site"):
         canonical_site("Malmö", DEFAULT_SITES)
     monkeypatch.setenv("STARTNET_USER", "anna")

@@ -89,7 +89,7 @@ def test_enrolment_refusals(store):
     with pytest.raises(TrialRuleError, match="already enrolled"):
         store.enroll("SN-002", "Skåne", 1, dt.date(2025, 1, 2))
     with pytest.raises(InputError, match="not a trial site"):
-        store.enroll("SN-003", "Lund", 1, dt.date(2025, 1, 2))
+        store.enroll("SN-003", "Malmö", 1, dt.date(2025, 1, 2))
     with pytest.raises(InputError, match="personal identity number"):
         store.enroll("19850709-9805", "Skåne", 1, dt.date(2025, 1, 2))
     with pytest.raises(InputError, match="arm 4"):

@@ -198,8 +198,12 @@ def _enroll(args) -> int:
     print(f"enrolled {info['patient']} at {info['site']}, arm {info['arm']}, {info['enrolled']}")
     if info["eligibility"] is None:
         print("note: no eligibility record given")
-    elif missing:
-        print(f"note: eligibility criteria not documented: {', '.join(missing)}")
+    else:
+        if missing:
+            print(f"note: eligibility criteria not documented: {', '.join(missing)}")
+        unknown = info["eligibility"].get("not_evaluated") or []
+        if unknown:
+            print(f"note: eligibility entries matching no criterion (not evaluated): {', '.join(unknown)}")
     return 0
 
 

@@ -2,16 +2,19 @@
 
 An eligibility record is a JSON object (flat, or grouped in sub-objects such as "labs",
 "inclusion", "exclusion"; groups are flattened). Keys are the criterion names of
-:data:`CRITERIA` (a few unambiguous aliases are accepted, e.g. "gfr", "hb_g_l"). Unknown keys are
-an error, so that a misspelt lab value can never pass unchecked. Criteria absent from the record
-are listed as "not documented" (stored and shown) but do not by themselves refuse enrolment;
-any documented criterion that fails refuses it, naming every failing criterion.
+:data:`CRITERIA`; common spellings are recognised ("gfr", "egfr_ml_min", "hemoglobin_g_l",
+"platelets_10e9_l", "ast_x_uln", ...), but a key whose unit differs from the criterion's (e.g.
+"hb_g_dl", "asat_u_l") is never reinterpreted. Keys that match no criterion are kept and listed as
+"not evaluated"; criteria absent from the record are listed as "not documented" (both stored and
+shown), so that a misspelt lab value is visible, never silently passed. Any documented criterion
+that fails refuses enrolment, naming every failing criterion.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -71,6 +74,26 @@ ALIASES: Dict[str, str] = {
     "neutrophils": "neutrophils_1e9_l", "neutrophils_10e9_l": "neutrophils_1e9_l",
     "albumin": "albumin_g_l", "pregnancy": "pregnancy_or_lactation",
 }
+ALIASES.update({
+    "informed_consent": "written_consent", "written_informed_consent": "written_consent",
+    "prior_prrt": "previous_prrt", "pregnant": "pregnancy_or_lactation", "lactation": "pregnancy_or_lactation",
+    "pheochromocytoma": "pheochromocytoma_or_paraganglioma", "paraganglioma": "pheochromocytoma_or_paraganglioma",
+})
+_COUNT_UNITS = {"1e9", "10e9", "x10e9", "e9", "10", "9", "x", "l", "per", "109", "x109", "count"}
+# (name prefixes, criterion, unit tokens allowed after the name, tokens required)
+_PATTERNS = (
+    (("gfr", "egfr"), "gfr_ml_min_1_73m2", {"ml", "min", "1", "73", "73m2", "m2", "per"}, set()),
+    (("hb", "hgb", "hemoglobin", "haemoglobin"), "hb_g_l", {"g", "l", "per"}, set()),
+    (("platelets", "platelet", "plt", "thrombocytes"), "platelets_1e9_l", _COUNT_UNITS, set()),
+    (("leukocytes", "leucocytes", "leukocyte", "wbc"), "leukocytes_1e9_l", _COUNT_UNITS, set()),
+    (("neutrophils", "neutrophil", "anc"), "neutrophils_1e9_l", _COUNT_UNITS, set()),
+    (("asat", "ast"), "asat_x_uln", {"x", "uln", "times"}, {"uln"}),
+    (("alat", "alt"), "alat_x_uln", {"x", "uln", "times"}, {"uln"}),
+    (("bilirubin", "bili"), "bilirubin_x_uln", {"x", "uln", "times"}, {"uln"}),
+    (("albumin", "alb"), "albumin_g_l", {"g", "l", "per"}, set()),
+    (("age",), "age_years", {"years", "y", "yr"}, set()),
+    (("ecog",), "ecog", {"ps", "performance", "status"}, set()),
+)
 GROUPS = ("labs", "inclusion", "exclusion", "criteria")
 META_KEYS = ("assessed_on", "assessed_by", "remarks")
 
@@ -81,10 +104,26 @@ class EligibilityResult:
     failed: List[str] = field(default_factory=list)          # "GFR > 50 mL/min/1.73 m2 (got 45)"
     not_documented: List[str] = field(default_factory=list)  # criterion keys absent from the record
     values: Dict[str, Any] = field(default_factory=dict)     # normalised record as stored
+    not_evaluated: List[str] = field(default_factory=list)   # record keys matching no criterion
 
     def to_dict(self) -> Dict[str, Any]:
         return {"eligible": self.eligible, "failed": list(self.failed),
-                "not_documented": list(self.not_documented), "values": dict(self.values)}
+                "not_documented": list(self.not_documented), "not_evaluated": list(self.not_evaluated),
+                "values": dict(self.values)}
+
+
+def resolve_key(key: str) -> Optional[str]:
+    """The criterion a record key names, or None."""
+    k = re.sub(r"[^a-z0-9]+", "_", key.strip().lower()).strip("_")
+    if k in _BY_KEY:
+        return k
+    if k in ALIASES:
+        return ALIASES[k]
+    tokens = k.split("_")
+    for prefixes, criterion, allowed, required in _PATTERNS:
+        if tokens[0] in prefixes and set(tokens[1:]) <= allowed and required <= set(tokens[1:]):
+            return criterion
+    return None
 
 
 def normalise(record: Dict[str, Any], source: str = "eligibility record") -> Dict[str, Any]:
@@ -100,10 +139,10 @@ def normalise(record: Dict[str, Any], source: str = "eligibility record") -> Dic
         if key in META_KEYS:
             flat[key] = value
             continue
-        name = ALIASES.get(key.lower(), key.lower())
-        if name not in _BY_KEY:
-            raise InputError(f"{source}: unknown criterion {key!r}; expected one of "
-                             f"{', '.join(sorted(_BY_KEY))}")
+        name = resolve_key(str(key))
+        if name is None:
+            flat.setdefault("not_evaluated", {})[key] = value
+            continue
         if name in flat:
             raise InputError(f"{source}: criterion {name!r} given twice")
         flat[name] = value
@@ -142,7 +181,8 @@ def evaluate(record: Dict[str, Any], arm: int, source: str = "eligibility record
             continue
         if not _check(c, values[c.key]):
             failed.append(f"{c.text} (got {values[c.key]!r})")
-    return EligibilityResult(eligible=not failed, failed=failed, not_documented=missing, values=values)
+    return EligibilityResult(eligible=not failed, failed=failed, not_documented=missing, values=values,
+                             not_evaluated=sorted(values.get("not_evaluated", {})))
 
 
 def load(path: str, arm: int) -> EligibilityResult:

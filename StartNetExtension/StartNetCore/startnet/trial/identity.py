@@ -61,11 +61,19 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+# Other names of the START-NET sites (hospital or city, REFERENCE.md section 1).
+SITE_ALIASES = {"akademiska": "Uppsala", "lund": "Skåne", "gothenburg": "Sahlgrenska",
+                "goteborg": "Sahlgrenska", "stockholm": "Karolinska"}
+
+
 def canonical_site(site: str, sites: Sequence[str]) -> str:
     key = _fold(site)
     for known in sites:
         if _fold(known) == key:
             return known
+    alias = SITE_ALIASES.get(key)
+    if alias is not None and alias in sites:
+        return alias
     raise InputError(f"site {site!r} is not a trial site; expected one of: {', '.join(sites)}")
 
 
