@@ -4,6 +4,7 @@ VENV ?= .venv
 PYTHON_FOR_VENV ?= $(shell command -v python3.11 || command -v python3)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.startnet-installed
+VENV39 ?= .venv39
 DEMO_OUT ?= demo-output
 
 .PHONY: venv system-deps lint py39-check test demo bench clean
@@ -23,8 +24,12 @@ system-deps:
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# Slicer 5.8 runs Python 3.9: AST rules + byte-compile with .venv39's python3.9, then import every
+# module and run small computations there (tools/py39_env.sh fails if no Python 3.9 exists).
 py39-check: venv
-	$(PY) tools/check_py39.py StartNetExtension
+	@VENV39=$(VENV39) bash tools/py39_env.sh
+	PATH="$(CURDIR)/$(VENV39)/bin:$$PATH" $(PY) tools/check_py39.py StartNetExtension
+	$(VENV39)/bin/python tools/py39_import_check.py
 
 test: venv system-deps lint py39-check
 	$(PY) -m pytest -q Testing
@@ -36,4 +41,4 @@ bench: venv
 	$(PY) Testing/benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(VENV39) $(DEMO_OUT) .pytest_cache
