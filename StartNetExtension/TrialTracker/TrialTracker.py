@@ -164,12 +164,13 @@ class TrialTrackerLogic(ScriptedLoadableModuleLogic):
         from startnet.trial.summary import status
 
         parsed = parse_results(results, "Dosimetry module (Slicer)")
-        check_matches(parsed, patientId, int(cycle), float(activityGBq))
+        warnings = check_matches(parsed, patientId, int(cycle), float(activityGBq))  # stored with the cycle
         entry = parsed.to_entry(int(cycle), _isoDate(date), float(activityGBq))
         store = TrialStore.open(databaseUrl, current_user(user) if user else None)
         try:
             store.add_cycle(patientId, entry, deviation_reason=deviationReason)
-            return recommendation_text(status(store, patientId))
+            text = recommendation_text(status(store, patientId))
+            return "".join(f"Warning: {w}.\n" for w in warnings) + text
         finally:
             store.close()
 

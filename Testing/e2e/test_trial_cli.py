@@ -170,3 +170,16 @@ def test_cli_refusals_scoping_and_corrections(tmp_path, capsys, monkeypatch):
     refused(cli("export", "--format", "csv", "--out", tmp_path / "no" / "x.csv"), 2, "cannot be written")
     ok(cli("export", "--format", "csv", "--out", tmp_path / "x.csv"))
     assert (tmp_path / "x.csv").read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
+    # a pipeline run without the trial pseudonym: recorded, with the mismatch shown and stored
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"patient_id": "STARTNET-PH-001", "cycle": None, "injected_activity_mbq": 7400.0,
+                                   "kidneys_mean_gy": 3.2}))
+    proc = cli("add-cycle", "--patient", "SN-001", "--cycle", "2", "--date", "2025-03-24", "--activity-gbq", "7.4",
+               "--results", results, "--json")
+    record = json.loads(ok(proc))
+    assert "warning: dosimetry result patient_id 'STARTNET-PH-001' is not the trial patient 'SN-001'" in proc.stderr
+    assert record["dosimetry"]["record_warnings"] == [
+        "dosimetry result patient_id 'STARTNET-PH-001' is not the trial patient 'SN-001'"]
+    results.write_text(json.dumps({"cycle": 2, "kidneys_mean_gy": 3.2}))
+    refused(cli("add-cycle", "--patient", "SN-001", "--cycle", "3", "--date", "2025-06-02", "--activity-gbq", "7.4",
+                "--results", results), 2, "cycle 2 is not 3")

@@ -229,7 +229,8 @@ def _cycle_values(args, for_correction: bool) -> Dict[str, Any]:
         result = load_results(args.results)
         cycle = _int(args.cycle, "--cycle")
         if values["activity_gbq"] is not None:
-            check_matches(result, args.patient, cycle, values["activity_gbq"])
+            for warning in check_matches(result, args.patient, cycle, values["activity_gbq"]):
+                print(f"warning: {warning} (recorded with the cycle)", file=sys.stderr)
         from_results = {"kidney_gy": result.kidney_gy, "kidney_left_gy": result.kidney_left_gy,
                         "kidney_right_gy": result.kidney_right_gy, "kidney_uncertainty_pct": result.uncertainty_pct,
                         "kidney_bed_gy": result.bed_gy}

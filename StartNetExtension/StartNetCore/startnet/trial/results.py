@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from startnet.errors import InputError
 
@@ -112,15 +112,25 @@ def parse_results(data: Dict[str, Any], source: str, label: Optional[str] = None
 
 
 def check_matches(result: DosimetryResult, patient_id: str, cycle: int, activity_gbq: float,
-                  tolerance_fraction: float = 0.05) -> None:
-    """Refuse a results file that belongs to another patient/cycle or another administration."""
-    if result.patient_id is not None and result.patient_id != patient_id:
-        raise InputError(f"dosimetry result {result.source}: patient_id {result.patient_id!r} is not {patient_id!r}")
+                  tolerance_fraction: float = 0.05) -> List[str]:
+    """Compare a dosimetry result with the cycle it is recorded as.
+
+    A different cycle number is refused. A different patient ID or an injected activity more than
+    ``tolerance_fraction`` away from the administered one are returned as warnings (the caller
+    shows them and stores them with the cycle): the pipeline may have been run without the trial
+    pseudonym (its ``patient_id`` is then the DICOM PatientID) and DICOM often holds the
+    prescribed rather than the measured activity.
+    """
     if result.cycle is not None and result.cycle != cycle:
         raise InputError(f"dosimetry result {result.source}: cycle {result.cycle} is not {cycle}")
+    warnings: List[str] = []
+    if result.patient_id is not None and result.patient_id != patient_id:
+        warnings.append(f"dosimetry result patient_id {result.patient_id!r} is not the trial patient {patient_id!r}")
     if result.injected_activity_mbq:
         given_mbq = activity_gbq * 1000.0
         if abs(given_mbq - result.injected_activity_mbq) > tolerance_fraction * result.injected_activity_mbq:
-            raise InputError(f"dosimetry result {result.source}: injected_activity_mbq "
-                             f"{result.injected_activity_mbq:g} MBq differs from --activity-gbq "
-                             f"{activity_gbq:g} GBq by more than {tolerance_fraction:.0%}")
+            warnings.append(f"dosimetry result injected_activity_mbq {result.injected_activity_mbq:g} MBq differs "
+                            f"from the administered {activity_gbq:g} GBq by more than {tolerance_fraction:.0%}")
+    if warnings:
+        result.provenance["record_warnings"] = list(warnings)
+    return warnings
