@@ -5,8 +5,9 @@ Engine (what the pipeline runs per cycle): per-voxel kinetic fit of 4 time point
 250 mm kernel) convolution with density correction (``dose_vsv_density``). Baseline: one
 ``scipy.signal.fftconvolve(tia, photon_kernel, mode="same")`` of the same float32 grid with the
 same photon kernel. Voxels 2.21 mm (a 566 x 566 x 442 mm field of view; photon kernel 227^3).
-Peak memory: resident-set growth during the engine call (sampled every 5 ms), as a multiple of
-one float32 volume of the grid; the inputs (4 time points, CT) exist before and are not counted.
+Times are the best of two runs (the machine's cores are shared). Peak memory: resident-set
+growth during the engine call (sampled every 5 ms), as a multiple of one float32 volume of the
+grid; the inputs (4 time points, CT) exist before and are not counted.
 """
 
 from __future__ import annotations
@@ -95,11 +96,14 @@ def run(table) -> None:
         t_engine = time.perf_counter() - start
     peak_mb = (mem.peak - mem.base) / 1e6
     assert np.isfinite(maps.total_gy).all()
+    del maps
+    start = time.perf_counter()
+    _engine(act, hu, body, kernel)
+    t_engine = min(t_engine, time.perf_counter() - start)  # best of 2: the 2 cores are shared
 
     start = time.perf_counter()
     fit = fit_voxels(TIMES_H, act, body)
     t_fit = time.perf_counter() - start
-    del maps
     start = time.perf_counter()
     dose_vsv_density(fit.tia_mbq_h, kernel, hu_to_density_g_per_ml(hu), voxel_size_mm=SPACING_MM)
     t_dose = time.perf_counter() - start
@@ -112,6 +116,9 @@ def run(table) -> None:
         scipy.signal.fftconvolve(tia32, kernel.photon_gy_per_mbq_h, mode="same")
         t_ref = time.perf_counter() - start
     ref_peak_mb = (ref_mem.peak - ref_mem.base) / 1e6
+    start = time.perf_counter()
+    scipy.signal.fftconvolve(tia32, kernel.photon_gy_per_mbq_h, mode="same")
+    t_ref = min(t_ref, time.perf_counter() - start)
 
     n_body = int(body.sum())
     table.add("full voxel engine (fit 4 tp + e/ph conv + density) vs 1 fftconvolve",
