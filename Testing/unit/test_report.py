@@ -235,3 +235,18 @@ def test_tac_axis_follows_measurements_not_a_collapsing_fit():
     draw_tacs(ax, inp, ["bladder"], structure_colours(["bladder"]), log_y=True)
     low, high = ax.get_ylim()
     assert low == pytest.approx(0.114 / 3) and high > 283  # the fit reaches 1e-8 MBq, the axis does not
+
+
+def test_overfull_cycle_cuts_rows_and_says_so(tmp_path):
+    warnings = [f"Warning number {i}: the {i}th check flagged something worth reading" for i in range(40)]
+    inp = synthetic_input(warnings=warnings)
+    for i in range(25):
+        inp.results["structures"][f"tumour_{i + 2}"] = dict(inp.results["structures"]["tumour_1"])
+    files = write_report(inp, tmp_path)
+    assert _pages(files.pdf) == 1
+    text = _text(files.pdf)
+    assert "Kidney left" in text and "Kidneys (both)" in text  # kidneys are never the ones cut
+    assert "Not shown for lack of space" in text and "Tumour 26" in text
+    assert "Warning number 0:" in text and "more warnings: see report.html" in text
+    page = files.html.read_text(encoding="utf-8")
+    assert "Warning number 39:" in page and page.count("<td class=\"l\">Tumour 26</td>") == 2

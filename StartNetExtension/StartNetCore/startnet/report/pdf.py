@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
 import matplotlib
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
@@ -36,37 +37,66 @@ class PageLayout:
     row_h: float = 0.0122
     font: float = 6.4
     warning_lines: List[str] = field(default_factory=list)
+    shown: List[str] = field(default_factory=list)  # structures in the PDF's tables and plots
 
 
 def _table_height(n_rows: int, row_h: float) -> float:
     return TITLE_H + row_h * (n_rows + 1) + 0.018
 
 
-def page_layout(inp: ReportInput, names: List[str]) -> PageLayout:
-    results = inp.results
+def _wrap_warnings(warnings: List[str], font: float) -> List[str]:
+    lines: List[str] = []
+    for w in warnings:
+        lines += textwrap.wrap(w, 76 if font > 6 else 84, initial_indent="\u26a0 ", subsequent_indent="    ") or [""]
+    return lines or ["No warnings were raised during the run."]
+
+
+def _heights(results, n_structures: int, n_warning_lines: int, row_h: float) -> Dict[str, float]:
     n_tp = len(results.get("timepoints") or [])
-    n_dose_rows = len(names) + (1 if fmt.number(results.get("kidneys_mean_gy")) is not None else 0)
+    n_dose_rows = n_structures + (1 if fmt.number(results.get("kidneys_mean_gy")) is not None else 0)
+    return {
+        "header": 0.040, "info": 0.050,
+        "row_tp": max(0.078, _table_height(n_tp, row_h)),
+        "row_kin": max(0.150, _table_height(n_structures, row_h)),
+        "row_dvh": max(0.150, _table_height(n_dose_rows, row_h)),
+        "row_budget": max(0.105, TITLE_H + 0.012 + row_h * 0.85 * n_warning_lines,
+                          TITLE_H + 0.066 + 0.0088 * len(budget_lines(tables.kidney_budget(results)))),
+        "signature": 0.056, "footer": 0.022,
+    }
+
+
+def _images_height(heights: Dict[str, float]) -> float:
+    return 1.0 - (sum(heights.values()) + 7 * GAP + MARGIN_TOP + MARGIN_BOTTOM)
+
+
+def page_layout(inp: ReportInput, names: List[str]) -> PageLayout:
+    """Place every block on one page: smaller rows first; if still too full, fewer structures in
+    the tables and plots (kidneys first) and fewer warning lines, each cut stated on the page."""
+    results = inp.results
     warnings = tables.collect_warnings(results)
+    n_shown = len(names)
     for row_h, font in ((0.0122, 6.4), (0.0108, 5.9), (0.0095, 5.3)):
-        warning_lines = []
-        for w in warnings:
-            warning_lines += textwrap.wrap(w, 76 if font > 6 else 84, initial_indent="\u26a0 ",
-                                           subsequent_indent="    ") or [""]
-        warning_lines = warning_lines or ["No warnings were raised during the run."]
-        heights = {
-            "header": 0.040, "info": 0.050,
-            "row_tp": max(0.078, _table_height(n_tp, row_h)),
-            "row_kin": max(0.150, _table_height(len(names), row_h)),
-            "row_dvh": max(0.150, _table_height(n_dose_rows, row_h)),
-            "row_budget": max(0.105, TITLE_H + 0.012 + row_h * 0.85 * len(warning_lines),
-                              TITLE_H + 0.066 + 0.0088 * len(budget_lines(tables.kidney_budget(results)))),
-            "signature": 0.056, "footer": 0.022,
-        }
-        fixed = sum(heights.values()) + 7 * GAP + MARGIN_TOP + MARGIN_BOTTOM
-        images_h = 1.0 - fixed
+        warning_lines = _wrap_warnings(warnings, font)
+        heights = _heights(results, n_shown, len(warning_lines), row_h)
+        images_h = _images_height(heights)
         if images_h >= 0.17:
             break
-    layout = PageLayout(row_h=row_h, font=font, warning_lines=warning_lines)
+    more = "\u2026 more warnings: see report.html and results.json"
+    if images_h < 0.17 and len(warning_lines) > 12:
+        warning_lines = warning_lines[:11] + [more]
+        heights = _heights(results, n_shown, len(warning_lines), row_h)
+        images_h = _images_height(heights)
+    while images_h < 0.17 and n_shown > 4:
+        n_shown -= 1
+        heights = _heights(results, n_shown, len(warning_lines), row_h)
+        images_h = _images_height(heights)
+    if images_h < 0.17:
+        keep = max(3, len(warning_lines) - int(np.ceil((0.17 - images_h) / (row_h * 0.85))) - 1)
+        if keep < len(warning_lines):
+            warning_lines = [line for line in warning_lines[:keep] if line != more] + [more]
+        heights = _heights(results, n_shown, len(warning_lines), row_h)
+        images_h = _images_height(heights)
+    layout = PageLayout(row_h=row_h, font=font, warning_lines=warning_lines, shown=list(names[:n_shown]))
     images_h = min(images_h, 0.26)
     width = 1.0 - 2 * MARGIN_X
     left_w, right_w = 0.38 * width, 0.59 * width
@@ -306,6 +336,12 @@ def render_pdf(inp: ReportInput, path: str, names: List[str], log_y: bool = True
     layout = page_layout(inp, names)
     budget = tables.kidney_budget(inp.results)
     colours = figures.structure_colours(names)
+    omitted = [n for n in names if n not in layout.shown]
+    names = layout.shown
+    dose_table = tables.dose_table(inp.results, names)
+    if omitted:
+        dose_table.note = (f"Not shown for lack of space: {', '.join(fmt.structure_label(n) for n in omitted)} "
+                           "(see report.html and results.json). " + dose_table.note)
     with matplotlib.rc_context({"pdf.fonttype": 42, "font.family": "DejaVu Sans", "axes.linewidth": 0.6}):
         fig = Figure(figsize=PAGE_IN)
         _header(fig, inp, layout)
@@ -321,8 +357,7 @@ def render_pdf(inp: ReportInput, path: str, names: List[str], log_y: bool = True
         rect = layout.regions["dvh_plot"]
         _section(fig, rect, "Cumulative dose-volume histograms")
         figures.draw_dvhs(_plot_axes(fig, rect), inp, names, colours)
-        draw_table(fig, layout.regions["dose_table"], tables.dose_table(inp.results, names), "Absorbed dose",
-                   layout)
+        draw_table(fig, layout.regions["dose_table"], dose_table, "Absorbed dose", layout)
         _budget_and_warnings(fig, inp, layout, budget)
         _signature(fig, layout)
         _footer(fig, inp, layout)
