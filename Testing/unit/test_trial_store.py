@@ -191,7 +191,7 @@ def test_site_scoping(trial_db_url):
     with pytest.raises(TrialRuleError, match="may not list"):
         uppsala.patients("Skåne")
     assert [p["patient"] for p in uppsala.patients()] == ["SN-U1"]
-    assert {r["patient"] for r in summary.export_rows(uppsala)} == {"SN-U1"}
+    assert {r["patient_id"] for r in summary.export_rows(uppsala)} == {"SN-U1"}
     assert all(a["patient"] == "SN-U1" for a in uppsala.audit_trail())
     assert [p["patient"] for p in admin.patients()] == ["SN-S1", "SN-U1"]
     assert admin.cycles("SN-S1") == []
@@ -210,7 +210,7 @@ def test_csv_export_columns_and_values(store):
     store.correct_cycle("SN-001", 2, {"kidney_gy": 3.6}, reason="recalculated")
     rows = list(csv.DictReader(io.StringIO(summary.export_csv_text(store))))
     assert list(rows[0].keys()) == CSV_COLUMNS
-    assert [(r["patient"], r["cycle"], r["version"], r["kidney_gy"], r["cumulative_kidney_gy"]) for r in rows] == [
+    assert [(r["patient_id"], r["cycle"], r["version"], r["kidney_gy"], r["cumulative_kidney_gy"]) for r in rows] == [
         ("SN-001", "1", "1", "3.0", "3.0"), ("SN-001", "2", "2", "3.6", "6.6"), ("SN-002", "1", "1", "2.2", "2.2")]
     assert rows[0]["kidney_left_gy"] == "2.8" and rows[0]["site"] == "Sahlgrenska" and rows[2]["arm"] == "3"
     assert rows[1]["correction_reason"] == "recalculated"

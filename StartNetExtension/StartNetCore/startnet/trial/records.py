@@ -110,7 +110,8 @@ def cycle_dict(v: CycleVersion) -> Dict[str, Any]:
 
 
 def patient_dict(p: Patient) -> Dict[str, Any]:
-    return {"patient": p.patient_id, "site": p.site, "arm": p.arm, "enrolled": p.enrolled.isoformat(),
+    return {"patient": p.patient_id, "patient_id": p.patient_id, "site": p.site, "arm": p.arm,
+            "enrolled": p.enrolled.isoformat(),
             "eligibility": _loads(p.eligibility_json), "created_at_utc": utc_text(p.created_at_utc),
             "created_by": p.created_by}
 
@@ -122,7 +123,7 @@ def audit_dict(a: AuditEntry) -> Dict[str, Any]:
 
 
 CSV_COLUMNS: List[str] = [
-    "patient", "site", "arm", "enrolled", "cycle", "version", "current", "date", "activity_gbq",
+    "patient_id", "site", "arm", "enrolled", "cycle", "version", "current", "date", "activity_gbq",
     "kidney_gy", "kidney_left_gy", "kidney_right_gy", "kidney_uncertainty_pct", "kidney_bed_gy",
     "gy_per_gbq", "cumulative_kidney_gy", "capecitabine_mg_per_m2", "body_surface_area_m2",
     "capecitabine_days", "deviations", "deviation_reason", "correction_reason", "dosimetry_source",

@@ -42,7 +42,8 @@ def status(store: TrialStore, patient_id: str) -> Dict[str, Any]:
         rows.append({**c, "cumulative_kidney_gy": round(running, 9)})
     nxt = summary.next_cycle
     return {
-        "patient": patient["patient"], "site": patient["site"], "arm": patient["arm"],
+        "patient": patient["patient"], "patient_id": patient["patient"], "site": patient["site"],
+        "arm": patient["arm"],
         "enrolled": patient["enrolled"],
         "limit_gy": summary.limit_gy,
         "limit_basis": protocol.limit_basis,
@@ -76,7 +77,7 @@ def export_rows(store: TrialStore, all_versions: bool = False) -> List[Dict[str,
                 running += _dose(c).limit_dose_gy(basis)
             cap = c["capecitabine"] or {}
             out.append({
-                "patient": p["patient"], "site": p["site"], "arm": p["arm"], "enrolled": p["enrolled"],
+                "patient_id": p["patient"], "site": p["site"], "arm": p["arm"], "enrolled": p["enrolled"],
                 **{k: c[k] for k in ("cycle", "version", "current", "date", "activity_gbq", "kidney_gy",
                                      "kidney_left_gy", "kidney_right_gy", "kidney_uncertainty_pct",
                                      "kidney_bed_gy", "gy_per_gbq", "deviation_reason", "correction_reason",
