@@ -51,6 +51,10 @@ def test_init_is_idempotent_and_keeps_protocol(trial_db_url):
     TrialStore.initialise(trial_db_url).close()
     again = TrialStore.initialise(trial_db_url, protocol=default_protocol())
     assert again.protocol == default_protocol()
+    # the same database by its other spellings: plain postgresql:// (psycopg 3 chosen), sqlite:/// URL
+    other_spelling = (trial_db_url.replace("postgresql+psycopg://", "postgresql://") if "://" in trial_db_url
+                      else f"sqlite:///{trial_db_url}")
+    assert TrialStore.open(other_spelling).protocol == default_protocol()
     other = default_protocol().to_dict()
     other["kidney_limit_gy"] = 23.0
     from startnet.trial.protocol import Protocol

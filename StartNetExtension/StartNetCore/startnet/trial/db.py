@@ -19,6 +19,7 @@ The schema is only ever created by Alembic (``upgrade head``); no ``create_all``
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Optional
 
@@ -50,6 +51,9 @@ def normalise_url(db: str) -> str:
         raise InputError(f"--db {db!r}: not a database URL ({exc})") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise InputError(f"--db {db!r}: only sqlite and postgresql databases are supported")
+    if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
+        url = url.set(drivername="postgresql+psycopg")  # psycopg 3 (startnet[postgres]) is the driver we ship
+        return url.render_as_string(hide_password=False)
     return db
 
 
