@@ -101,11 +101,14 @@ def running_postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="session")
 def postgres_server():
+    manager = running_postgres()
+    problem = None
     try:
-        manager = running_postgres()
         server = manager.__enter__()
     except PostgresUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    if problem is not None:  # FAIL, never skip: the suite must run on both backends
+        pytest.fail(problem, pytrace=False)
     try:
         yield server
     finally:
