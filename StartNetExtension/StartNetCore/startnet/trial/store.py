@@ -104,9 +104,12 @@ class TrialStore:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn, \
-                Session(bind=conn, expire_on_commit=False) as s, s.begin():
-            yield s
+        try:
+            with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn, \
+                    Session(bind=conn, expire_on_commit=False) as s, s.begin():
+                yield s
+        except OperationalError as exc:
+            raise InputError(f"database unavailable ({str(exc.orig).strip().splitlines()[0]})") from None
 
     def _audit(self, s: Session, action: str, entity: str, key: str, old: Any, new: Any,
                patient_id: Optional[str]) -> None:
