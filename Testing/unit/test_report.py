@@ -250,3 +250,21 @@ def test_overfull_cycle_cuts_rows_and_says_so(tmp_path):
     assert "Warning number 0:" in text and "more warnings: see report.html" in text
     page = files.html.read_text(encoding="utf-8")
     assert "Warning number 39:" in page and page.count("<td class=\"l\">Tumour 26</td>") == 2
+
+
+def test_single_time_point_cycle_without_trial(tmp_path):
+    from startnet.report.model import TacPlotData
+
+    inp = synthetic_input(with_trial=False)
+    inp.results["timepoints"] = inp.results["timepoints"][2:3]
+    inp.results["reference_timepoint"] = 2
+    for entry in inp.results["structures"].values():
+        entry["activity_mbq"] = entry["activity_mbq"][2:3]
+        entry["fit_model"] = "STP (Haenscheid)"
+    inp.tacs = {n: TacPlotData([96.0], [t.activity_mbq[2]], None, [], [], "stp") for n, t in inp.tacs.items()}
+    files = write_report(inp, tmp_path, tac_log_y=False)
+    assert _pages(files.pdf) == 1
+    text = _text(files.pdf)
+    kidneys = fmt.gy(inp.results["kidneys_mean_gy"])
+    assert f"This cycle {kidneys} Gy (limit 30 Gy over all cycles)." in text
+    assert "STP (Haenscheid)" in text and "3 (ref)" in text and "96 h" in text

@@ -132,6 +132,7 @@ def draw_tacs(ax: Axes, inp: ReportInput, names: Sequence[str], colours: Dict[st
     structures = inp.results.get("structures") or {}
     drawn = False
     measured = np.zeros(0)
+    latest = 0.0
     for name in names:
         tac = inp.tacs.get(name)
         if tac is None:
@@ -151,7 +152,10 @@ def draw_tacs(ax: Axes, inp: ReportInput, names: Sequence[str], colours: Dict[st
             ax.plot(ft[keep], fa[keep], "-", color=colour, linewidth=1.0)
         drawn = True
         measured = np.concatenate([measured, a[np.isfinite(a)]])
+        latest = max([latest] + [float(v) for v in t] + [float(v) for v in ft])
     positive = measured[measured > 0]
+    if drawn:
+        ax.set_xlim(0.0, max(latest, 1.0) * 1.05)
     if not drawn:
         ax.text(0.5, 0.5, "No time-activity data", ha="center", va="center", transform=ax.transAxes, fontsize=7)
     elif log_y and positive.size:

@@ -132,14 +132,9 @@ def render_html(inp: ReportInput, names: List[str], pngs: Dict[str, bytes]) -> s
     key.append(f"<div>BED {e(fmt.gy(r.get('kidneys_bed_gy'), unit=True))}</div>")
     if mean is not None and injected:
         key.append(f"<div>{mean / (injected / 1000):.2f} Gy/GBq</div>")
-    summary = []
-    if budget.cumulative_gy is not None and budget.remaining_gy is not None:
-        summary.append(f"Cumulative {budget.cumulative_gy:.2f} Gy of {budget.limit_gy:.0f} Gy, "
-                       f"remaining {budget.remaining_gy:.2f} Gy.")
     next_cls = ' class="refused"' if budget.next_allowed is False else ""
-    summary.append(f"<span{next_cls}>{e(budget.next_text)}</span>")
-    if budget.projection_note:
-        summary.append(e(budget.projection_note))
+    summary = [f"<span{next_cls}>{e(text)}</span>" if text == budget.next_text else e(text)
+               for text in tables.budget_sentences(budget)]
     if warnings:
         warn_html = '<div class="warnings"><ul>' + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul></div>"
     else:

@@ -292,12 +292,7 @@ def _budget_and_warnings(fig: Figure, inp: ReportInput, layout: PageLayout, budg
 
 def budget_lines(budget: tables.KidneyBudget) -> List[str]:
     """The kidney budget's summary text, wrapped to the width of its panel."""
-    summary = []
-    if budget.cumulative_gy is not None and budget.remaining_gy is not None:
-        summary.append(f"Cumulative {budget.cumulative_gy:.2f} Gy, remaining {budget.remaining_gy:.2f} Gy.")
-    summary.append(budget.next_text)
-    if budget.projection_note:
-        summary.append(budget.projection_note)
+    summary = tables.budget_sentences(budget)
     return [line for s in summary for line in textwrap.wrap(s, 84)]
 
 

@@ -217,3 +217,17 @@ def _next_text(nxt: Mapping, allowed: Optional[bool]) -> str:
     if nxt.get("reason"):
         text += f" {nxt.get('reason')}"
     return text
+
+
+def budget_sentences(budget: KidneyBudget) -> List[str]:
+    """The kidney budget in words: cumulative (or this cycle's) dose, the next-cycle advice, the projection."""
+    out = []
+    if budget.cumulative_gy is not None and budget.has_trial and budget.remaining_gy is not None:
+        out.append(f"Cumulative {budget.cumulative_gy:.2f} Gy of the {budget.limit_gy:.0f} Gy limit, "
+                   f"remaining {budget.remaining_gy:.2f} Gy.")
+    elif budget.cumulative_gy is not None:
+        out.append(f"This cycle {budget.cumulative_gy:.2f} Gy (limit {budget.limit_gy:.0f} Gy over all cycles).")
+    out.append(budget.next_text)
+    if budget.projection_note:
+        out.append(budget.projection_note)
+    return out
