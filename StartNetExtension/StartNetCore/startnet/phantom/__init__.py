@@ -29,17 +29,30 @@ Conventions (details in the modules named):
 
 from __future__ import annotations
 
-from startnet.phantom.config import GridSpec, PhantomConfig
-from startnet.phantom.export import PhantomFiles, TimepointFiles, write_phantom_dicom
-from startnet.phantom.model import Phantom, PhantomTimepoint, build_phantom
+import importlib
+from typing import Any
 
-__all__ = [
-    "GridSpec",
-    "Phantom",
-    "PhantomConfig",
-    "PhantomFiles",
-    "PhantomTimepoint",
-    "TimepointFiles",
-    "build_phantom",
-    "write_phantom_dicom",
-]
+# Exports resolve on first use (PEP 562) so that importing the command-line registration or the
+# configuration does not load the numerical stack (numba kernels) until a phantom is built.
+_EXPORTS = {
+    "GridSpec": "startnet.phantom.config",
+    "PhantomConfig": "startnet.phantom.config",
+    "PhantomFiles": "startnet.phantom.export",
+    "TimepointFiles": "startnet.phantom.export",
+    "write_phantom_dicom": "startnet.phantom.export",
+    "Phantom": "startnet.phantom.model",
+    "PhantomTimepoint": "startnet.phantom.model",
+    "build_phantom": "startnet.phantom.model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'startnet.phantom' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))

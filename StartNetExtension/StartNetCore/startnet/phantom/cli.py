@@ -8,8 +8,6 @@ from typing import Tuple
 
 from startnet.errors import InputError
 from startnet.phantom.config import PRESETS, UNITS, PhantomConfig
-from startnet.phantom.export import write_phantom_dicom
-from startnet.phantom.model import build_phantom
 
 
 def _hours(text: str) -> Tuple[float, ...]:
@@ -40,6 +38,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    # imported here so that ``startnet --help`` works without the numerical stack (numba) loaded
+    from startnet.phantom.export import write_phantom_dicom
+    from startnet.phantom.model import build_phantom
+
     config = PhantomConfig(preset=args.preset, seed=args.seed, units=args.units, timepoints_h=args.timepoints_h,
                            noise=not args.no_noise, blur=not args.no_blur, motion=not args.no_motion)
     if not config.timepoints_h:
