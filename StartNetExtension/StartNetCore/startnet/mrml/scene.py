@@ -11,12 +11,10 @@ from startnet.errors import OutputError
 
 def new_scene():
     """A fresh vtkMRMLScene with the module logics that conversions need registered."""
+    from startnet.mrml.segmentations import _segmentations_logic
+
     scene = slicer.vtkMRMLScene()
-    segmentations_logic = slicer.vtkSlicerSegmentationsModuleLogic()
-    segmentations_logic.SetMRMLScene(scene)
-    # keep the logic alive as long as the scene (converter rules live in a singleton factory,
-    # but the logic also observes the scene for segmentation nodes)
-    scene._startnet_logics = [segmentations_logic]  # noqa: SLF001 - python-side attribute
+    _segmentations_logic(scene)  # kept on the scene: it observes it for segmentation nodes
     return scene
 
 

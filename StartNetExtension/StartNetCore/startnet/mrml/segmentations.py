@@ -35,9 +35,20 @@ def colour_for(name: str, index: int) -> Tuple[float, float, float]:
 
 
 def _segmentations_logic(scene):
-    logic = slicer.vtkSlicerSegmentationsModuleLogic()
-    logic.SetMRMLScene(scene)  # registers the representation converter rules
-    return logic
+    """The scene's segmentations logic: Slicer's own in the application, else one made once per scene.
+
+    Creating it with ``SetMRMLScene`` registers the segmentation node classes and converter
+    rules; doing that twice on one scene re-registers them (and VTK warns), so it is kept.
+    """
+    modules = getattr(slicer, "modules", None)
+    if modules is not None and hasattr(modules, "segmentations"):
+        return modules.segmentations.logic()
+    existing = getattr(scene, "_startnet_segmentations_logic", None)
+    if existing is None:
+        existing = slicer.vtkSlicerSegmentationsModuleLogic()
+        existing.SetMRMLScene(scene)
+        scene._startnet_segmentations_logic = existing
+    return existing
 
 
 def _oriented_mask(mask: np.ndarray, geometry: ImageGeometry):
