@@ -36,6 +36,8 @@ MEV_TO_J = 1.602176634e-13
 DECAYS_PER_MBQ_H = 3.6e9
 WATER_G_PER_MM3 = 1.0e-3
 N_DIRECTIONS = 4096
+# bump when the voxel integration changes: cached kernels of another build are rebuilt
+BUILD_VERSION = "2"
 N_SUBRADII = 3
 
 

@@ -107,6 +107,11 @@ def _file_name(size: Tuple[float, float, float], radius_mm: float) -> str:
     return f"lu177_{tag}mm{suffix}.npz"
 
 
+def _build_tag() -> str:
+    """Profile generator version + voxel-integration version, stored in every kernel file."""
+    return f"{GENERATOR_VERSION}/{kernel_build.BUILD_VERSION}"
+
+
 def user_cache_dir() -> Path:
     base = os.environ.get("STARTNET_CACHE_DIR")
     if base:
@@ -123,7 +128,7 @@ def build_kernel_parts(size: Tuple[float, float, float], radius_mm: float) -> Di
                                           kernel_build.photon_near_half(size, radius_mm))
     return {"electron_raw_gy_per_mbq_h": electron, "photon_near_gy_per_mbq_h": near.astype(np.float32),
             "voxel_size_mm": np.array(size), "photon_radius_mm": np.array(radius_mm),
-            "generator_version": np.array(GENERATOR_VERSION)}
+            "generator_version": np.array(_build_tag())}
 
 
 def save_kernel_parts(parts: Dict[str, np.ndarray], path: Path) -> None:
@@ -138,7 +143,7 @@ def _load_parts(path: Path) -> Optional[Dict[str, np.ndarray]]:
         return None
     with np.load(path, allow_pickle=False) as data:
         parts = {k: data[k] for k in data.files}
-    if str(parts.get("generator_version")) != GENERATOR_VERSION:
+    if str(parts.get("generator_version")) != _build_tag():
         return None
     return parts
 
@@ -165,6 +170,7 @@ def _assemble(parts: Dict[str, np.ndarray], size, radius_mm: float, nuclide: Nuc
     provenance.update({"voxel_integration": "cube-to-cube, shell-averaged box autocorrelation (kernel_build.py)",
                        "electron_normalisation_factor": f"{reference_e / raw_mev:.6f}",
                        "photon_radius_mm": f"{radius_mm:g}", "source": source,
+                       "kernel_build_version": _build_tag(),
                        "voxel_size_mm_xyz": ",".join(f"{v:g}" for v in size)})
     return VoxelKernel(electron, photon, tuple(size), nuclide.name, balance, provenance)
 
