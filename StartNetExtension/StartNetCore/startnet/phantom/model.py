@@ -104,7 +104,8 @@ class Phantom:
         For the noise-free, blur-free image, sum(image * fraction) * voxel volume is exactly the
         structure's activity, whatever the partial-volume mixing at its border.
         """
-        part = sitk.GetArrayViewFromImage(self.render_activity_bqml(index, [structure]))
+        # a copy: a view would outlive the temporary image it points into
+        part = sitk.GetArrayFromImage(self.render_activity_bqml(index, [structure]))
         total = sitk.GetArrayViewFromImage(self.timepoints[index].activity_true_bqml)
         fraction = np.divide(part, total, out=np.zeros(part.shape, dtype=np.float32), where=total > 0)
         return _image(np.clip(fraction, 0.0, 1.0).astype(np.float32), self.config.spect_grid)
