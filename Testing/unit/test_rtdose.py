@@ -89,6 +89,10 @@ def test_refuses_plan_terms_missing_reference_and_bad_values(tmp_path):
     with pytest.raises(InputError, match="FrameOfReferenceUID"):
         write_rtdose(image, tmp_path / "b.dcm",
                      reference={k: v for k, v in REFERENCE.items() if k != "FrameOfReferenceUID"})
+    nan = np.ones((2, 2, 2))
+    nan[1, 1, 1] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        write_rtdose(sitk.GetImageFromArray(nan), tmp_path / "n.dcm", reference=REFERENCE)
     bad = sitk.GetImageFromArray(np.full((2, 2, 2), -1.0))
     with pytest.raises(InputError, match="negative"):
         write_rtdose(bad, tmp_path / "c.dcm", reference=REFERENCE)

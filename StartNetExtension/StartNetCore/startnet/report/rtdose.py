@@ -108,21 +108,25 @@ def write_rtdose(dose_gy_image: sitk.Image, path: Union[str, Path], *,
             raise InputError(f"RT Dose export: the reference CT lacks {keyword}; the dose must carry the "
                              "CT's patient, study and Frame of Reference")
 
-    dose = sitk.GetArrayFromImage(dose_gy_image).astype(np.float64)  # (z, y, x)
-    if not np.all(np.isfinite(dose)):
+    dose = sitk.GetArrayFromImage(dose_gy_image).astype(np.float64)  # (z, y, x), a private copy
+    top, low = float(dose.max()), float(dose.min())  # NaN and inf propagate into these
+    if not (np.isfinite(top) and np.isfinite(low)):
         raise InputError("RT Dose export: the dose map contains NaN or infinite values")
-    top = float(dose.max())
-    if float(dose.min()) < -1e-6 * max(top, 1e-12):
-        raise InputError(f"RT Dose export: the dose map has negative values (min {dose.min():.4g} Gy); "
+    if low < -1e-6 * max(top, 1e-12):
+        raise InputError(f"RT Dose export: the dose map has negative values (min {low:.4g} Gy); "
                          "RT Dose stores non-negative physical dose")
-    dose = np.clip(dose, 0.0, None)
     row_dir, col_dir, origin, flip = _slice_geometry(dose_gy_image)
     if flip:
         dose = dose[::-1]
     scaling_text = _ds(top / _TOP_STORED) if top > 0 else "1"
     scaling = float(scaling_text)
-    stored = np.rint(dose / scaling)
-    stored = np.clip(stored, 0, _MAX_UINT32).astype("<u4")
+    # In place: clip rounding noise below zero, scale, round, bound (float64 keeps every step exact
+    # to well below half a stored unit).
+    np.maximum(dose, 0.0, out=dose)
+    np.divide(dose, scaling, out=dose)
+    np.rint(dose, out=dose)
+    np.minimum(dose, _MAX_UINT32, out=dose)
+    stored = np.ascontiguousarray(dose).astype("<u4")
 
     spacing = dose_gy_image.GetSpacing()
     n_frames = dose.shape[0]
