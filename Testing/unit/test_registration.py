@@ -194,23 +194,27 @@ def _bump_field(reference, amplitude_mm=5.0, sigma_mm=40.0, centre=(30.0, 0.0, 0
 
 
 @pytest.mark.slow
-def test_bspline_refinement_recovers_a_smooth_local_deformation(reference_ct):
-    # moving(p) = reference(p + d(p)): the true fixed->moving map sends c to y with y + d(y) = c
+def test_bspline_refinement_recovers_a_smooth_local_deformation():
+    # moving(p) = reference(p + d(p)): the true fixed->moving map sends c to y with y + d(y) = c.
+    # The volumes are cropped around the deformation to keep the test short (cost ~ samples x
+    # control points).
+    full = synthetic_ct()
     centre = np.array((-40.0, -10.0, -40.0))  # lung edge: a feature the CT can see
-    warp = _bump_field(reference_ct, centre=tuple(centre))
-    moving_ct = sitk.Resample(synthetic_ct(seed=4), reference_ct, warp, sitk.sitkLinear, -1000.0)[:, :, 6:-6]
+    warp = _bump_field(full, centre=tuple(centre))
+    reference_ct = full[14:90, 10:80, 0:40]
+    moving_ct = sitk.Resample(synthetic_ct(seed=4), full, warp, sitk.sitkLinear, -1000.0)[14:90, 10:80, 2:38]
     target = centre.copy()
     for _ in range(50):
         target = centre - np.array(warp.TransformPoint(tuple(target))) + target
     rigid = register_rigid(reference_ct, moving_ct)
-    refined = refine_bspline(reference_ct, moving_ct, rigid.transform, mesh_size_mm=50.0)
+    refined = refine_bspline(reference_ct, moving_ct, rigid.transform, iterations=30)
     rigid_error = np.linalg.norm(np.subtract(rigid.transform.TransformPoint(tuple(centre)), target))
     refined_error = np.linalg.norm(np.subtract(refined.transform.TransformPoint(tuple(centre)), target))
-    assert rigid_error > 1.5
+    assert rigid_error > 3.0
     assert refined_error < 1.0
     assert not refined.implausible
     assert 0.8 <= refined.jacobian_min < 1.0 < refined.jacobian_max <= 1.2
-    assert refined.max_displacement_mm < 10.0
+    assert 2.0 < refined.max_displacement_mm < 10.0
     assert refined.metric_after < refined.metric_before
 
 

@@ -50,7 +50,7 @@ def refine_bspline(
     *,
     mesh_size_mm: float = 60.0,
     max_displacement_mm: float = 15.0,
-    iterations: int = 60,
+    iterations: int = 50,
     working_spacing_mm: float = 4.0,
     body_threshold_hu: float = -500.0,
     sampling_percentage: float = 0.05,
@@ -89,9 +89,11 @@ def refine_bspline(
     reg.SetMetricUseFixedImageGradientFilter(False)
     reg.SetMetricUseMovingImageGradientFilter(False)
     n = len(bspline.GetParameters())
+    # ``iterations`` caps the metric evaluations (each costs samples x parameters): the metric
+    # is flat long before L-BFGS-B's own tolerances stop it.
     reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=iterations,
-                             maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=4 * iterations,
-                             costFunctionConvergenceFactor=1e7)
+                             maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=iterations,
+                             costFunctionConvergenceFactor=1e9)
     reg.SetShrinkFactorsPerLevel(list(shrink_factors))
     reg.SetSmoothingSigmasPerLevel(list(smoothing_sigmas))
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
