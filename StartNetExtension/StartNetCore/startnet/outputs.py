@@ -156,4 +156,6 @@ def _write_report(result, staging: Path) -> List[str]:
     from startnet.report_input import report_input_from_result
 
     files = write_report(report_input_from_result(result), staging)
-    return [Path(files.html).name, Path(files.pdf).name]
+    names = [Path(files.html).name, Path(files.pdf).name]
+    folders = {Path(figure).parent.name for figure in files.figures.values()}
+    return names + sorted(folder for folder in folders if (staging / folder).is_dir())

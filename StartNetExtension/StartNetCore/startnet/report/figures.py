@@ -10,7 +10,7 @@ percent. Kidney budget: per-cycle kidney doses stacked against the protocol limi
 
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -126,6 +126,28 @@ def draw_dose_slice(ax: Axes, inp: ReportInput, plane: str, centre: Tuple[int, i
     ax.text(x0 + bar_mm / 2, y0, f"{bar_mm:.0f} mm", color="white", fontsize=5.5, ha="center", va="bottom")
     ax.set_title(title, fontsize=7, pad=2)
     return image
+
+
+PLOT_EXCLUDED_PREFIXES = ("body", "remainder", "background", "lung")
+MAX_PLOTTED_CURVES = 8
+
+
+def plotted_structures(names: Sequence[str]) -> List[str]:
+    """Structures whose curves the one-page report plots: kidneys, tumours, then organs at risk.
+
+    Large background regions (body remainder, lungs) and curves beyond ``MAX_PLOTTED_CURVES``
+    stay in the tables and the HTML report, so the plots remain legible.
+    """
+    def rank(name: str) -> int:
+        low = name.lower()
+        if low.startswith("kidney"):
+            return 0
+        if low.startswith(("tumour", "tumor", "lesion")):
+            return 1
+        return 2
+
+    kept = [n for n in names if not n.lower().startswith(PLOT_EXCLUDED_PREFIXES)]
+    return sorted(kept, key=lambda n: (rank(n), list(names).index(n)))[:MAX_PLOTTED_CURVES]
 
 
 def draw_tacs(ax: Axes, inp: ReportInput, names: Sequence[str], colours: Dict[str, str], log_y: bool = True) -> None:

@@ -345,13 +345,13 @@ def render_pdf(inp: ReportInput, path: str, names: List[str], log_y: bool = True
         _key_results(fig, inp, layout, budget)
         rect = layout.regions["tac_plot"]
         _section(fig, rect, "Time-activity curves" + (" (log scale)" if log_y else ""))
-        figures.draw_tacs(_plot_axes(fig, rect), inp, names, colours, log_y=log_y)
+        figures.draw_tacs(_plot_axes(fig, rect), inp, figures.plotted_structures(names), colours, log_y=log_y)
         draw_table(fig, layout.regions["activity_table"], tables.activity_table(inp.results, names),
                    "Activities and kinetics", layout)
         _dose_maps(fig, inp, layout, colours)
         rect = layout.regions["dvh_plot"]
         _section(fig, rect, "Cumulative dose-volume histograms")
-        figures.draw_dvhs(_plot_axes(fig, rect), inp, names, colours)
+        figures.draw_dvhs(_plot_axes(fig, rect), inp, figures.plotted_structures(names), colours)
         draw_table(fig, layout.regions["dose_table"], dose_table, "Absorbed dose", layout)
         _budget_and_warnings(fig, inp, layout, budget)
         _signature(fig, layout)
