@@ -64,6 +64,10 @@ def test_kernel_geometry(size):
     assert k.photon_gy_per_mbq_h.shape == tuple(2 * int(250.0 // s) + 1 for s in size[::-1])
     # electrons: range 1.8 mm, so nothing beyond the first neighbour when the voxel is >= 1.8 mm
     assert k.electron_gy_per_mbq_h.shape == (3, 3, 3)
+    e = k.electron_gy_per_mbq_h
+    if size[0] < size[2]:
+        # orientation: electrons cross into the x neighbour through the larger face (y-z)
+        assert e[1, 1, 2] > e[1, 2, 1] > e[2, 1, 1]
 
 
 def test_electron_self_absorption_grows_with_voxel_size():
