@@ -15,7 +15,8 @@ pydicom 2.4 as in Slicer 5.8, and the other dependencies at their last 3.9 relea
    voxel (numba) TAC fits, the 4.8 mm kernel's electron energy, a trial database on SQLite
    (Alembic migrations, enrol, cycles, status), and a noise-free phantom written as DICOM and
    loaded back by ``startnet.dicomio`` (total activity vs truth), then a dose map exported as
-   RT Dose and a kidney mask as DICOM SEG, each read back with pydicom.
+   RT Dose and a kidney mask as DICOM SEG, each read back (pydicom; SEG also by
+   ``startnet.segmentation.io.load_segmentation``).
 
 Prints one line per failure (module or check, exception) and exits 1 on any failure.
 """
@@ -238,6 +239,7 @@ def check_dicom_seg(tmp: Path, shared: Dict[str, object]) -> str:
     import SimpleITK as sitk
 
     from startnet.report.dicom_seg import write_dicom_seg
+    from startnet.segmentation.io import load_segmentation
 
     phantom = shared["phantom"]
     label = next(k for k, v in phantom.label_names.items() if v == "kidney_left")
@@ -250,7 +252,13 @@ def check_dicom_seg(tmp: Path, shared: Dict[str, object]) -> str:
     if seg_voxels != voxels or len(seg.SegmentSequence) != 1:
         raise AssertionError(f"DICOM SEG holds {seg_voxels} voxels in {len(seg.SegmentSequence)} segments; "
                              f"the mask has {voxels} in 1")
-    return f"write_dicom_seg -> pydicom: kidney_left {seg_voxels} voxels = mask"
+    loaded = load_segmentation(tmp / "seg.dcm", phantom.labels)
+    read_back = loaded.masks.get("kidney_left")
+    expected = sitk.GetArrayViewFromImage(mask) != 0
+    if read_back is None or not np.array_equal(read_back, expected):
+        raise AssertionError(f"load_segmentation of the SEG: segments {loaded.names}, "
+                             f"{0 if read_back is None else int(np.count_nonzero(read_back))} voxels vs {voxels}")
+    return f"write_dicom_seg -> pydicom and load_segmentation: kidney_left {seg_voxels} voxels = mask"
 
 
 def run_checks(tmp: Path) -> List[str]:
