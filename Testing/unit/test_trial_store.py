@@ -165,10 +165,17 @@ def test_corrections_keep_history_and_audit_old_to_new(store):
         store.correct_cycle("SN-001", 1, {"kidney_gy": 2.0}, reason=" ")
     with pytest.raises(InputError, match="cannot correct cycle"):
         store.correct_cycle("SN-001", 1, {"cycle": 3}, reason="renumber")
+    # a correction that turns a later cycle into a deviation is reported (and audited), not hidden:
+    # cycle 1 at 20 Gy / 7.3 GBq = 2.74 Gy/GBq leaves 10 Gy -> 3.65 GBq, but cycle 2 had 7.5 GBq
+    corrected = store.correct_cycle("SN-001", 1, {"kidney_gy": 20.0}, reason="wrong unit entered")
+    assert len(corrected["later_cycle_warnings"]) == 1
+    assert corrected["later_cycle_warnings"][0].startswith(
+        "cycle 2 would now be a protocol deviation (activity_above_maximum)")
+    store.correct_cycle("SN-001", 1, {"kidney_gy": 2.7}, reason="unit fixed")
     hist = summary.history(store, "SN-001")
-    assert len(hist["versions"]) == 4
-    assert [a["action"] for a in hist["audit"]] == ["enroll", "add_cycle", "add_cycle", "correct_cycle",
-                                                     "correct_cycle"]
+    assert hist["audit"][-2]["new"]["later_cycle_warnings"] == corrected["later_cycle_warnings"]
+    assert len(hist["versions"]) == 6
+    assert [a["action"] for a in hist["audit"]] == ["enroll", "add_cycle", "add_cycle"] + ["correct_cycle"] * 4
     assert summary.check_consistency(store) == []
 
 

@@ -276,6 +276,8 @@ def _correct_cycle(args) -> int:
     changes = _cycle_values(args, for_correction=True)
     record = store.correct_cycle(args.patient, _int(args.cycle, "--cycle"), changes, args.reason,
                                  deviation_reason=args.deviation_reason)
+    for warning in record["later_cycle_warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     _print_record(args, record, "corrected", args.patient)
     return 0
 

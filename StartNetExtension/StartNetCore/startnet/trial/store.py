@@ -245,12 +245,29 @@ class TrialStore:
                 s.add(new)
                 s.flush()
                 record = cycle_dict(new)
+                record["later_cycle_warnings"] = self._later_effects(
+                    protocol, patient, prior + [entry.to_dose()], later)
                 self._audit(s, "correct_cycle", "cycle", f"{patient.patient_id}/cycle {cycle}", old_record, record,
                             patient.patient_id)
         except IntegrityError:
             raise TrialRuleError(f"cycle {cycle} of patient {patient_id} was changed by someone else at the "
                                  f"same time; nothing was changed, try again") from None
         return record
+
+    @staticmethod
+    def _later_effects(protocol: Protocol, patient: Patient, before, later: List[CycleVersion]) -> List[str]:
+        """Deviations that later cycles would now be, given a corrected earlier cycle (reported and
+        audited; the later records themselves are not changed)."""
+        warnings: List[str] = []
+        running = list(before)
+        for v in later:
+            dose = entry_from_version(v).to_dose()
+            recorded = {d["code"] for d in json.loads(v.deviations_json or "[]")}
+            for d in check_cycle(protocol, patient.arm, running, dose, patient.enrolled):
+                if d.code not in recorded:
+                    warnings.append(f"cycle {v.cycle} would now be a protocol deviation ({d.code}): {d.message}")
+            running.append(dose)
+        return warnings
 
     # --- reads -----------------------------------------------------------------------------
     def patient(self, patient_id: str) -> Dict[str, Any]:
