@@ -99,14 +99,14 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _alembic_config() -> Config:
+def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> Optional[str]:
@@ -116,7 +116,7 @@ def current_revision(engine: Engine) -> Optional[str]:
 
 def upgrade(engine: Engine) -> str:
     """Bring the schema to the newest migration (idempotent, safe to run concurrently)."""
-    cfg = _alembic_config()
+    cfg = alembic_config()
     try:
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
