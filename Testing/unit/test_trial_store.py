@@ -47,6 +47,24 @@ def test_migrated_schema_equals_orm_metadata(store):
     assert tables == {"alembic_version", "trial_settings", "patients", "cycle_versions", "audit_log"}
 
 
+def test_migrations_downgrade_to_base_and_upgrade_again(trial_db_url):
+    from alembic import command
+
+    from startnet.trial.db import alembic_config, make_engine, upgrade
+
+    engine = make_engine(trial_db_url, must_exist=False)
+    upgrade(engine)
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    engine.dispose()
+
+
 def test_init_is_idempotent_and_keeps_protocol(trial_db_url):
     TrialStore.initialise(trial_db_url).close()
     again = TrialStore.initialise(trial_db_url, protocol=default_protocol())
