@@ -40,6 +40,27 @@ def test_gtm_recovers_uniform_regions_exactly_after_blur():
     assert 0.0 < result.apparent_recovery["tumour"] < result.apparent_recovery["kidney"] < 1.0
 
 
+def test_enlarged_voi_recovers_a_shell_like_structure_that_plain_gtm_misses():
+    # a "kidney" whose activity sits in an outer cortex shell, next to a hot "liver"
+    shape, spacing, fwhm = (48, 48, 48), (4.0, 4.0, 4.0), 12.0
+    kidney = _ball(shape, (24, 24, 14), 6)
+    medulla = _ball(shape, (24, 24, 14), 3.5)
+    liver = _ball(shape, (24, 24, 33), 8)
+    body = _ball(shape, (24, 24, 24), 22).astype(np.float32)
+    image = np.where(kidney & ~medulla, 100_000.0, 0.0) + np.where(medulla, 25_000.0, 0.0) + liver * 40_000.0
+    image = image + (body - kidney - liver) * 1_000.0
+    truth_mbq = float(image[kidney].sum()) * 0.064e-6
+    sigma = fwhm / (2 * math.sqrt(2 * math.log(2))) / 4.0
+    blurred = ndimage.gaussian_filter(image.astype(np.float32), sigma, mode="constant", truncate=3.0)
+    fractions = {"kidney": kidney.astype(np.float32), "liver": liver.astype(np.float32)}
+    plain = gtm_activities([blurred], fractions, spacing, fwhm, body, enlarged_voi_fwhm=0.0)
+    enlarged = gtm_activities([blurred], fractions, spacing, fwhm, body)
+    plain_error = plain.activity_mbq["kidney"][0] / truth_mbq - 1.0
+    enlarged_error = enlarged.activity_mbq["kidney"][0] / truth_mbq - 1.0
+    assert plain_error < -0.03
+    assert abs(enlarged_error) < 0.01
+
+
 def test_overlap_detection():
     a = np.zeros((4, 4, 4), np.float32)
     b = np.zeros_like(a)

@@ -148,7 +148,9 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
         images = [sitk.GetArrayViewFromImage(im).astype(np.float32) for im in registered.activity_bqml]
         gtm = gtm_activities(images, fractions, spacing_zyx, psf_fwhm_mm, body)
         warnings += gtm.warnings
-        return gtm.activity_mbq, gtm.apparent_recovery, f"geometric transfer matrix, PSF {psf_fwhm_mm:g} mm FWHM"
+        return (gtm.activity_mbq, gtm.apparent_recovery,
+                f"geometric transfer matrix (PSF {psf_fwhm_mm:g} mm FWHM) with spill-in corrected VOIs enlarged by "
+                "1.5 FWHM")
     recovery = RecoveryModel.shipped() if pvc == "rc" else None
     voxel_ml = float(np.prod(grid.GetSpacing())) / 1000.0
     activities, rc_values = {}, {}

@@ -10,10 +10,18 @@ fraction map f_j with the camera PSF predicts what each structure's VOI measures
     measured_i = sum_v f_i(v) y(v) / sum_v f_i(v) = sum_j GTM_ij c_j,
     GTM_ij = sum_v f_i(v) (PSF * f_j)(v) / sum_v f_i(v).
 
-Solving for c (non-negative least squares) removes spill-out and spill-in between structures;
-activity_j = c_j * sum_v f_j(v) * voxel volume. Voxel fractions come from the segmentation at
+Solving for c (non-negative least squares) estimates every structure's concentration with
+spill-out and spill-in between structures removed. Voxel fractions come from the segmentation at
 its own resolution (``load_segmentation(..., fractional=True)``) so SPECT voxels straddling a
 border count for the share each structure has of them.
+
+The activity of a structure is then counted in its VOI enlarged by ``enlarged_voi_fwhm`` PSF
+widths (default 1.5: practically all of its blurred counts), minus what the other structures
+spill into that VOI according to their GTM concentrations, divided by the share of its own
+blurred counts the VOI holds. Unlike c_j * volume, this does not assume uniform uptake inside
+the structure: a kidney whose activity sits in the cortex spills more out of its own outline
+than a uniform one would, and plain GTM under-estimates it (by 7-10 % on the phantom at 7 mm
+voxels; -1 % with the enlarged VOI). ``enlarged_voi_fwhm=0`` gives plain GTM.
 
 ``rc``: each structure's VOI activity divided by the recovery coefficient of its volume (camera
 curve of spheres): simpler, used when structures overlap (e.g. kidney and its cortex) and as a
@@ -52,12 +60,19 @@ def overlapping(fractions: Mapping[str, np.ndarray], tolerance: float = 0.05) ->
     return bool(np.any(total > 1.0 + tolerance))
 
 
+def _ellipsoid(radius_voxels) -> np.ndarray:
+    rz, ry, rx = radius_voxels
+    zz, yy, xx = np.ogrid[-rz:rz + 1, -ry:ry + 1, -rx:rx + 1]
+    return (zz / rz) ** 2 + (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0
+
+
 def _blur(array: np.ndarray, sigma_voxels) -> np.ndarray:
     return ndimage.gaussian_filter(array.astype(np.float32), sigma=sigma_voxels, mode="constant", truncate=3.0)
 
 
 def gtm_activities(images_bqml: List[np.ndarray], fractions: Mapping[str, np.ndarray], spacing_zyx_mm,
-                   psf_fwhm_mm: float, body_fraction: Optional[np.ndarray] = None) -> GtmResult:
+                   psf_fwhm_mm: float, body_fraction: Optional[np.ndarray] = None,
+                   enlarged_voi_fwhm: float = 1.5) -> GtmResult:
     """Partial-volume corrected activity of each structure at each time point (see module doc)."""
     names = list(fractions)
     maps = [np.clip(np.asarray(fractions[n], np.float32), 0.0, 1.0) for n in names]
@@ -82,12 +97,27 @@ def gtm_activities(images_bqml: List[np.ndarray], fractions: Mapping[str, np.nda
     voxel_ml = float(np.prod(spacing_zyx_mm)) / 1000.0
     activity = {name: np.zeros(len(images_bqml)) for name in names}
     concentration = {name: np.zeros(len(images_bqml)) for name in names}
+    vois = []
+    if enlarged_voi_fwhm > 0:
+        radius = [max(1, int(round(enlarged_voi_fwhm * psf_fwhm_mm / s))) for s in spacing_zyx_mm]
+        footprint = _ellipsoid(radius)
+        vois = [ndimage.binary_dilation(m > 0, structure=footprint) for m in maps]
+        # share of each region's blurred indicator that lands in each VOI
+        captured = np.array([[float(blurred[j][vois[i]].sum(dtype=np.float64)) for j in range(n)] for i in range(n)])
     for t, image in enumerate(images_bqml):
         measured = np.array([float(np.sum(m * image, dtype=np.float64)) / s for m, s in zip(maps, sizes)])
         solution, _ = optimize.nnls(matrix, measured)
         for k, name in enumerate(names):
             concentration[name][t] = solution[k]
             activity[name][t] = solution[k] * sizes[k] * voxel_ml * 1e-6
+        if vois:
+            for k, name in enumerate(names):
+                if name == BACKGROUND:
+                    continue
+                counts = float(image[vois[k]].sum(dtype=np.float64))
+                spill_in = sum(solution[j] * captured[k, j] for j in range(n) if j != k)
+                own = max(counts - spill_in, 0.0) / (captured[k, k] / sizes[k])
+                activity[name][t] = own * voxel_ml * 1e-6
     apparent = {name: float(matrix[k, k]) for k, name in enumerate(names)}
     structures = [name for name in names if name != BACKGROUND]
     return GtmResult({k: activity[k] for k in structures}, {k: concentration[k] for k in structures},
