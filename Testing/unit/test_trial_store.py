@@ -8,6 +8,7 @@ import io
 import json
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -59,6 +60,11 @@ def test_migrations_downgrade_to_base_and_upgrade_again(trial_db_url):
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    with engine.connect() as conn:  # triggers and functions are gone too
+        if conn.dialect.name == "postgresql":
+            names = ("audit_log_append_only", "cycle_versions_immutable")
+            assert conn.execute(text("SELECT count(*) FROM pg_proc WHERE proname IN :n").bindparams(
+                sa.bindparam("n", expanding=True)), {"n": list(names)}).scalar() == 0
     upgrade(engine)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
@@ -203,6 +209,21 @@ def test_audit_log_is_append_only_in_the_database(store):
         with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
             conn.execute(text(statement))
     assert [a["action"] for a in store.audit_trail()] == ["init", "enroll"]
+
+
+def test_cycle_versions_cannot_be_rewritten_in_the_database(store):
+    store.enroll("SN-001", "Skåne", 2, dt.date(2025, 1, 2))
+    store.add_cycle("SN-001", CycleEntry(1, _date(0), 7.5, 3.0))
+    store.correct_cycle("SN-001", 1, {"kidney_gy": 2.5}, reason="re-segmented")  # supersede: allowed
+    for statement in ("UPDATE cycle_versions SET kidney_gy = 1.0",
+                      "UPDATE cycle_versions SET kidney_gy = 1.0 WHERE current IS NULL",
+                      "UPDATE cycle_versions SET current = NULL, remarks = 'x' WHERE current",
+                      "UPDATE cycle_versions SET current = TRUE WHERE current IS NULL",
+                      "DELETE FROM cycle_versions"):
+        with pytest.raises(DBAPIError, match="immutable"), store.engine.begin() as conn:
+            conn.execute(text(statement))
+    assert [(v["version"], v["kidney_gy"]) for v in store.cycles("SN-001", all_versions=True)] == [
+        (1, 3.0), (2, 2.5)]
 
 
 def test_site_scoping(trial_db_url):
