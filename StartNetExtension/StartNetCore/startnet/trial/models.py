@@ -5,7 +5,8 @@
 * ``cycle_versions``: one row per *version* of a cycle record. A correction inserts a new version
   and clears ``current`` on the old one (``current`` is TRUE or NULL, never FALSE, so the unique
   constraint on (patient, cycle, current) allows any number of superseded versions but exactly
-  one current one: recording the same cycle twice is impossible even under a race).
+  one current one: recording the same cycle twice is impossible even under a race). Database
+  triggers (migration 0002) refuse any other UPDATE and every DELETE.
 * ``audit_log``: append-only (UPDATE/DELETE are refused by database triggers): who, when (UTC),
   action, entity, old -> new JSON.
 
