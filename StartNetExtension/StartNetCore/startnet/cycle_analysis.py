@@ -245,12 +245,13 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
     for name, mask in structures.masks.items():
         fit = fits[name]
         share = fractions[name]
-        mass_g = float(np.sum(share * voxel_mass_g, dtype=np.float64))
+        mass_g = structures.ct_masses_g.get(name) or float(np.sum(share * voxel_mass_g, dtype=np.float64))
         volume_ml = float(np.sum(share, dtype=np.float64)) * voxel_ml
         volume_sd_ml = surface_area_mm2(mask, spacing) * BOUNDARY_SD_MM / 1000.0
         # organ-level mean: electrons deposit locally (177Lu range <= 1.8 mm), photons from the map
         electron_gy = fit.tia_mbq_h * LU177.electron_energy_j_per_mbq_h / (mass_g * 1.0e-3)
-        photon_gy = float(np.sum(share * voxel_mass_g * dose.photon_gy, dtype=np.float64)) / mass_g
+        photon_gy = (float(np.sum(share * voxel_mass_g * dose.photon_gy, dtype=np.float64))
+                     / float(np.sum(share * voxel_mass_g, dtype=np.float64)))
         mean_gy = electron_gy + photon_gy
         stats = structure_dose_stats(total, mask, voxel_mass_g=voxel_mass_g, v_thresholds_gy=V_THRESHOLDS_GY)
         scale = mean_gy / stats.mean_gy if stats.mean_gy > 0 else 1.0
@@ -286,8 +287,9 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
                      "voxel_tia": "per-voxel fits, scaled inside each structure to its fitted TIA",
                      "partial_volume_correction": pvc_used},
         "dose": {"method": method, "kernel": getattr(kernel, "provenance", None), "nuclide": LU177.name,
-                 "structure_mean": "electrons: TIA x mean electron energy / structure mass (CT density, voxel "
-                                   "fractions); photons: mass-weighted mean of the photon dose map",
+                 "structure_mean": "electrons: TIA x mean electron energy / structure mass (CT density at CT "
+                                   "resolution when the segmentation file is given, else on the SPECT grid with "
+                                   "voxel fractions); photons: mass-weighted mean of the photon dose map",
                  "voxel_statistics": "min/max/median/D2/D50/D98/DVH from the dose map over the structure, scaled "
                                      "by mean_gy / voxel_map_mean_gy",
                  "density": "CT HU -> density curve" if ct_grid is not None else "water"},

@@ -190,7 +190,7 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     progress.stage("segment", "structures on the reference grid")
     if options.segmentation_path:
         structures = structures_from_file(options.segmentation_path, registered.reference_grid,
-                                          labels_path=options.labels_path)
+                                          labels_path=options.labels_path, ct_hu=registered.ct_hu)
     else:
         structures = automatic_structures(registered.ct_hu, registered.reference_grid)
 

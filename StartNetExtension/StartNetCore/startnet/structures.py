@@ -31,6 +31,7 @@ class Structures:
     warnings: List[str] = field(default_factory=list)
     log: List[str] = field(default_factory=list)
     fractions: Dict[str, np.ndarray] = field(default_factory=dict)
+    ct_masses_g: Dict[str, float] = field(default_factory=dict)  # from the CT at its own resolution
 
     def names(self) -> List[str]:
         return list(self.masks)
@@ -73,13 +74,30 @@ def _read_labels(labels_path: Optional[str]) -> Optional[Dict[int, str]]:
     return labels
 
 
-def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional[str] = None) -> Structures:
-    """Masks of a segmentation file on the reference grid; empty or non-overlapping -> clear error."""
+def ct_masses_g(path: str, ct_hu: sitk.Image, labels) -> Dict[str, float]:
+    """Mass of each segment from the CT at the CT's own resolution (density from HU)."""
+    from startnet.dosimetry import hu_to_density_g_per_ml
+    from startnet.segmentation import load_segmentation
+
+    on_ct = load_segmentation(path, ct_hu, labels=labels)
+    density = hu_to_density_g_per_ml(sitk.GetArrayViewFromImage(ct_hu))
+    voxel_ml = float(np.prod(ct_hu.GetSpacing())) / 1000.0
+    return {name: float(density[mask].sum(dtype=np.float64)) * voxel_ml for name, mask in on_ct.masks.items()}
+
+
+def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional[str] = None,
+                         ct_hu: Optional[sitk.Image] = None) -> Structures:
+    """Masks of a segmentation file on the reference grid; empty or non-overlapping -> clear error.
+
+    With the reference CT, structure masses are taken from the CT at its own resolution, which
+    avoids mixing tissues of different density in border voxels of the coarse SPECT grid.
+    """
     from startnet.segmentation import load_segmentation
 
     if not Path(path).exists():
         raise InputError(f"--segmentation {path}: file not found")
-    segmentation = load_segmentation(path, reference, labels=_read_labels(labels_path), fractional=True)
+    labels = _read_labels(labels_path)
+    segmentation = load_segmentation(path, reference, labels=labels, fractional=True)
     masks = OrderedDict((name, np.asarray(mask, dtype=bool)) for name, mask in segmentation.masks.items())
     empty = [name for name, mask in masks.items() if not mask.any()]
     if len(empty) == len(masks):
@@ -92,7 +110,10 @@ def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional
     colours = dict(segmentation.colors)
     fractions = {name: np.asarray(segmentation.fractions[name], np.float32)
                  for name in masks if name in segmentation.fractions}
-    return Structures(masks, f"file: {Path(path).name}", colours, warnings, fractions=fractions)
+    masses = {}
+    if ct_hu is not None:
+        masses = {name: mass for name, mass in ct_masses_g(path, ct_hu, labels).items() if name in masks and mass > 0}
+    return Structures(masks, f"file: {Path(path).name}", colours, warnings, fractions=fractions, ct_masses_g=masses)
 
 
 def automatic_structures(ct_hu: Optional[sitk.Image], reference: sitk.Image) -> Structures:
