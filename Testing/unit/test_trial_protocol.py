@@ -135,6 +135,10 @@ def test_impossible_records_are_input_errors():
         check_cycle(P, 2, [], CycleDose(1, dt.date(2024, 12, 1), 7.5, 3.0), ENROLLED)
     with pytest.raises(InputError, match="activity_gbq must be > 0"):
         check_cycle(P, 2, [], CycleDose(1, dt.date(2025, 2, 1), 0.0, 3.0), ENROLLED)
+    with pytest.raises(InputError, match="kidney_gy must be > 0"):
+        check_cycle(P, 2, [], CycleDose(1, dt.date(2025, 2, 1), 7.5, 0.0), ENROLLED)
+    with pytest.raises(InputError, match="kidney_left_gy must be a finite number"):
+        check_cycle(P, 2, [], CycleDose(1, dt.date(2025, 2, 1), 7.5, 2.0, kidney_left_gy=float("nan")), ENROLLED)
     with pytest.raises(InputError, match="arm 4 is not defined"):
         next_cycle(P, 4, [], ENROLLED)
 

@@ -191,7 +191,7 @@ def next_cycle(protocol: Protocol, arm: int, cycles: Sequence[CycleDose],
     limit = protocol.kidney_limit_gy
     if cycles:
         earliest, latest = _window(rules, cycles[-1].date)
-        planning = cycles[-1].gy_per_gbq
+        planning = cycles[-1].gy_per_gbq if cycles[-1].kidney_gy > 0 else None
     else:
         earliest, latest, planning = enrolled, None, None
     cumulative = cumulative_kidney_gy(protocol, cycles)
@@ -255,6 +255,9 @@ def check_cycle(protocol: Protocol, arm: int, prior: Sequence[CycleDose], propos
                          f"(cycles must be recorded in order)")
     if not proposed.activity_gbq > 0:
         raise InputError(f"cycle {proposed.cycle}: activity_gbq must be > 0, got {proposed.activity_gbq}")
+    if not (math.isfinite(proposed.kidney_gy) and proposed.kidney_gy > 0):
+        raise InputError(f"cycle {proposed.cycle}: kidney_gy must be > 0 (the cycle's kidney dosimetry), "
+                         f"got {proposed.kidney_gy}")
     for name in ("kidney_gy", "kidney_left_gy", "kidney_right_gy", "uncertainty_pct", "bed_gy"):
         value = getattr(proposed, name)
         if value is not None and not (math.isfinite(value) and value >= 0):
