@@ -8,7 +8,8 @@ Public API::
 
 Conventions (details in the modules named):
 - Images are SimpleITK, LPS. ``phantom.ct_hu`` (Int16) and ``phantom.labels`` (UInt8, names in
-  ``phantom.label_names``) are in the reference pose (``phantom.reference_index``, default 0).
+  ``phantom.label_names``) are in the reference pose (``phantom.reference_index``; default: the
+  time point closest to 24 h).
 - ``phantom.timepoints[i]``: ``hours_post_injection``, ``acquisition_datetime`` (UTC, SPECT start),
   ``ct_hu`` and ``spect_bqml`` (Float32 Bq/mL at the acquisition start) in that visit's pose,
   ``activity_true_bqml`` (noise-free, unblurred), ``counts`` (UInt16, units="counts"),

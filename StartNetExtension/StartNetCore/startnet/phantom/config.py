@@ -131,7 +131,8 @@ class PhantomConfig:
     ct_noise_hu: float = 15.0
     max_shift_mm: float = 4.0
     max_rotation_deg: float = 2.0
-    reference_index: int = 0
+    # None: the time point closest to 24 h, the same default as ``startnet run --reference-timepoint``
+    reference_index: Optional[int] = None
     injection_datetime: Optional[datetime] = None
     radionuclide_total_dose_units: str = "MBq"
     patient_id: str = "STARTNET-PH-001"
@@ -157,7 +158,7 @@ class PhantomConfig:
             raise InputError(
                 f"PhantomConfig.timepoints_h: {self.timepoints_h!r}; expected strictly increasing hours > 0"
             )
-        if not 0 <= self.reference_index < len(times):
+        if self.reference_index is not None and not 0 <= self.reference_index < len(times):
             raise InputError(
                 f"PhantomConfig.reference_index: {self.reference_index} outside 0..{len(times) - 1}"
             )
@@ -171,6 +172,14 @@ class PhantomConfig:
             raise InputError(f"PhantomConfig.projections_per_head: {self.projections_per_head}; expected >= 1")
         if self.injection_datetime is not None and self.injection_datetime.tzinfo is None:
             raise InputError("PhantomConfig.injection_datetime: expected an aware datetime (with tzinfo)")
+
+    @property
+    def resolved_reference_index(self) -> int:
+        """The reference time point: ``reference_index``, or the one closest to 24 h."""
+        if self.reference_index is not None:
+            return int(self.reference_index)
+        times = [float(t) for t in self.timepoints_h]
+        return min(range(len(times)), key=lambda i: abs(times[i] - 24.0))
 
     @property
     def ct_grid(self) -> GridSpec:

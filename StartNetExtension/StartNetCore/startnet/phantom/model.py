@@ -143,7 +143,7 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
     timings["anatomy"] = time.perf_counter() - start
 
     hours = [float(h) for h in config.timepoints_h]
-    transforms = motion.motion_transforms(len(hours), config.reference_index, config.seed, config.max_shift_mm,
+    transforms = motion.motion_transforms(len(hours), config.resolved_reference_index, config.seed, config.max_shift_mm,
                                           config.max_rotation_deg, config.motion)
     seeds = np.random.SeedSequence([int(config.seed), 1177]).spawn(2 * len(hours))
     injection = config.injection_datetime_utc
@@ -195,11 +195,11 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
          "true_transform": motion.transform_to_dict(tp.true_transform)}
         for tp in timepoints]
     truth["injection"] = {"datetime_utc": injection.isoformat(), "activity_mbq": config.injected_activity_mbq}
-    truth["reference_index"] = config.reference_index
+    truth["reference_index"] = config.resolved_reference_index
     timings["truth"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
     label_names = {v: k for k, v in anatomy.STRUCTURE_LABELS.items()}
-    return Phantom(config=config, ct_hu=timepoints[config.reference_index].ct_hu, labels=labels,
+    return Phantom(config=config, ct_hu=timepoints[config.resolved_reference_index].ct_hu, labels=labels,
                    label_names=label_names, timepoints=timepoints, injection_datetime=injection, truth=truth,
-                   reference_index=config.reference_index, compartments=comp, compartment_truths=truths,
+                   reference_index=config.resolved_reference_index, compartments=comp, compartment_truths=truths,
                    timings_s=timings)
