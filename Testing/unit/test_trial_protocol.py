@@ -61,6 +61,19 @@ def test_max_activity_is_the_formula_value_shown_rounded_down():
     assert [d.code for d in devs] == ["activity_above_maximum"]
 
 
+def test_planning_estimate_is_a_protocol_parameter():
+    cycles = _cycles([3.0, 4.5, 3.75])  # 0.4, 0.6, 0.5 Gy/GBq; 11.25 Gy given, 18.75 Gy left
+    assert next_cycle(P, 2, cycles, ENROLLED).planning_gy_per_gbq == pytest.approx(0.5)
+    worst = next_cycle(replace(P, planning_estimate="max"), 2, cycles, ENROLLED)
+    assert worst.planning_gy_per_gbq == pytest.approx(0.6) and "max of cycles 1-3" in worst.reason
+    mean = next_cycle(replace(P, planning_estimate="mean"), 2, cycles, ENROLLED)
+    assert mean.planning_gy_per_gbq == pytest.approx(0.5)
+    near_limit = _cycles([9.0, 9.0, 3.0, 6.0])  # 27 Gy: 3 Gy left; last 0.8, max 1.2 Gy/GBq
+    assert next_cycle(P, 2, near_limit, ENROLLED).max_activity_gbq == pytest.approx(3.75)
+    assert next_cycle(replace(P, planning_estimate="max"), 2, near_limit, ENROLLED).max_activity_gbq == \
+        pytest.approx(2.5)
+
+
 def test_limit_reached_refuses_next_cycle_with_reason():
     for doses in ([3.0] * 10, [7.0, 7.0, 7.0, 9.5]):
         nxt = next_cycle(P, 2, _cycles(doses), ENROLLED)

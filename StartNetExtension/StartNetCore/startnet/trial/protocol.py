@@ -29,6 +29,7 @@ from startnet.errors import InputError
 
 DEFAULT_SITES: Tuple[str, ...] = ("Sahlgrenska", "Skåne", "Karolinska", "Uppsala")
 LIMIT_BASES = ("mean", "max_side")
+PLANNING_ESTIMATES = ("last", "max", "mean")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Protocol:
     nominal_activity_gbq: float = 7.5
     activity_tolerance_fraction: float = 0.0  # activity above max*(1+tol) is a deviation
     limit_basis: str = "mean"  # "mean": mean of both kidneys; "max_side": higher of left/right
+    planning_estimate: str = "last"  # Gy/GBq for planning: "last" cycle, "max" (conservative), "mean"
     arms: Tuple[ArmRules, ...] = field(default_factory=tuple)
     sites: Tuple[str, ...] = DEFAULT_SITES
 
@@ -70,7 +72,7 @@ class Protocol:
     @classmethod
     def from_dict(cls, data: Dict) -> Protocol:
         known = {"kidney_limit_gy", "nominal_activity_gbq", "activity_tolerance_fraction",
-                 "limit_basis", "arms", "sites"}
+                 "limit_basis", "planning_estimate", "arms", "sites"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(f"protocol: unknown parameter(s) {', '.join(unknown)}; expected {sorted(known)}")
@@ -90,6 +92,9 @@ class Protocol:
             raise InputError(f"protocol: nominal_activity_gbq must be > 0, got {self.nominal_activity_gbq}")
         if self.limit_basis not in LIMIT_BASES:
             raise InputError(f"protocol: limit_basis must be one of {LIMIT_BASES}, got {self.limit_basis!r}")
+        if self.planning_estimate not in PLANNING_ESTIMATES:
+            raise InputError(f"protocol: planning_estimate must be one of {PLANNING_ESTIMATES}, "
+                             f"got {self.planning_estimate!r}")
         if not self.arms:
             raise InputError("protocol: no arms defined")
         for r in self.arms:
@@ -174,11 +179,29 @@ def _floor_mbq(activity_gbq: float) -> float:
     return math.floor(activity_gbq * 1000.0 + 1e-6) / 1000.0
 
 
+def _planning_gy_per_gbq(protocol: Protocol, cycles: Sequence[CycleDose]) -> Optional[float]:
+    """Kidney Gy/GBq expected for the next cycle, from the cycles given so far."""
+    ratios = [c.gy_per_gbq for c in cycles if c.kidney_gy > 0 and c.activity_gbq > 0]
+    if not ratios:
+        return None
+    if protocol.planning_estimate == "max":
+        return max(ratios)
+    if protocol.planning_estimate == "mean":
+        return sum(ratios) / len(ratios)
+    return ratios[-1]
+
+
 def _window(rules: ArmRules, last: dt.date) -> Tuple[dt.date, dt.date]:
     centre_d = rules.interval_weeks * 7.0
     tol_d = rules.interval_tolerance_weeks * 7.0
     return (last + dt.timedelta(days=round(centre_d - tol_d)),
             last + dt.timedelta(days=round(centre_d + tol_d)))
+
+
+def _basis_text(protocol: Protocol, cycles: Sequence[CycleDose]) -> str:
+    if protocol.planning_estimate == "last":
+        return f"cycle {cycles[-1].cycle}"
+    return f"{protocol.planning_estimate} of cycles 1-{cycles[-1].cycle}"
 
 
 def next_cycle(protocol: Protocol, arm: int, cycles: Sequence[CycleDose],
@@ -191,7 +214,7 @@ def next_cycle(protocol: Protocol, arm: int, cycles: Sequence[CycleDose],
     limit = protocol.kidney_limit_gy
     if cycles:
         earliest, latest = _window(rules, cycles[-1].date)
-        planning = cycles[-1].gy_per_gbq if cycles[-1].kidney_gy > 0 else None
+        planning = _planning_gy_per_gbq(protocol, cycles)
     else:
         earliest, latest, planning = enrolled, None, None
     cumulative = cumulative_kidney_gy(protocol, cycles)
@@ -215,11 +238,11 @@ def next_cycle(protocol: Protocol, arm: int, cycles: Sequence[CycleDose],
     if by_dose >= nominal:
         max_gbq = nominal
         reason = (f"remaining {remaining:.2f} Gy of the {limit:g} Gy limit at {planning:.3f} Gy/GBq "
-                  f"(cycle {cycles[-1].cycle}) allows {by_dose:.2f} GBq: nominal {nominal:g} GBq")
+                  f"({_basis_text(protocol, cycles)}) allows {by_dose:.2f} GBq: nominal {nominal:g} GBq")
     else:
         max_gbq = by_dose
         reason = (f"remaining {remaining:.2f} Gy of the {limit:g} Gy limit at {planning:.3f} Gy/GBq "
-                  f"(cycle {cycles[-1].cycle}) limits the activity to {_floor_mbq(by_dose):.3f} GBq")
+                  f"({_basis_text(protocol, cycles)}) limits the activity to {_floor_mbq(by_dose):.3f} GBq")
     return NextCycle(number, True, max_gbq, earliest, latest, reason, planning)
 
 

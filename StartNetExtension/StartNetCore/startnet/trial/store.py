@@ -68,7 +68,7 @@ class TrialStore:
                 s.add(TrialSettings(id=1, protocol_json=dumps(chosen.to_dict()), created_at_utc=_now(),
                                     created_by=store.user.name))
                 store._audit(s, "init", "trial_settings", "1", None, chosen.to_dict(), None)
-            elif protocol is not None and protocol.to_dict() != json.loads(settings.protocol_json):
+            elif protocol is not None and protocol != Protocol.from_dict(json.loads(settings.protocol_json)):
                 raise TrialRuleError("the database already holds different protocol parameters; "
                                      "they are not changed by init")
         return store
