@@ -183,3 +183,24 @@ def test_cli_refusals_scoping_and_corrections(tmp_path, capsys, monkeypatch):
     results.write_text(json.dumps({"cycle": 2, "kidneys_mean_gy": 3.2}))
     refused(cli("add-cycle", "--patient", "SN-001", "--cycle", "3", "--date", "2025-06-02", "--activity-gbq", "7.4",
                 "--results", results), 2, "cycle 2 is not 3")
+
+
+def test_cli_init_with_protocol_file(tmp_path, capsys, monkeypatch):
+    db = tmp_path / "trial.db"
+    protocol = tmp_path / "protocol.json"
+    protocol.write_text(json.dumps({"kidney_limit_gy": 23.0, "planning_estimate": "max",
+                                    "arms": [{"arm": 2, "interval_weeks": 8, "interval_tolerance_weeks": 1}]}))
+    ok(run_main(capsys, monkeypatch, db, "init", "--protocol", protocol))
+    ok(run_main(capsys, monkeypatch, db, "enroll", "--patient", "SN-7", "--site", "Karolinska", "--arm", "2",
+                "--enrolled", "2025-01-02"))
+    refused(run_main(capsys, monkeypatch, db, "enroll", "--patient", "SN-8", "--site", "Karolinska", "--arm", "1",
+                     "--enrolled", "2025-01-02"), 2, "arm 1 is not defined")
+    ok(run_main(capsys, monkeypatch, db, "add-cycle", "--patient", "SN-7", "--cycle", "1", "--date", "2025-01-13",
+                "--activity-gbq", "7.5", "--kidney-gy", "7.5"))
+    st = json.loads(ok(run_main(capsys, monkeypatch, db, "status", "--patient", "SN-7", "--json")))
+    assert st["limit_gy"] == 23.0 and st["remaining_kidney_gy"] == pytest.approx(15.5)
+    # 15.5 Gy left at 1.0 Gy/GBq -> nominal 7.5; window 8 +- 1 weeks after 2025-01-13
+    assert (st["next_cycle"]["earliest_date"], st["next_cycle"]["latest_date"]) == ("2025-03-03", "2025-03-17")
+    protocol.write_text(json.dumps({"limit": 23.0}))
+    refused(run_main(capsys, monkeypatch, tmp_path / "other.db", "init", "--protocol", protocol), 2,
+            "unknown parameter(s) limit")
