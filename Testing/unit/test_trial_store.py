@@ -122,6 +122,14 @@ def test_enrolment_refusals(store):
         store.enroll("19850709-9805", "Skåne", 1, dt.date(2025, 1, 2))
     with pytest.raises(InputError, match="arm 4"):
         store.enroll("SN-003", "Skåne", 4, dt.date(2025, 1, 2))
+    with pytest.raises(InputError, match="remarks contains what looks like a Swedish personal identity"):
+        store.add_cycle("SN-002", CycleEntry(1, _date(0), 7.5, 3.0, remarks="pat 19850709-9805 tolerated well"))
+    with pytest.raises(InputError, match="labs.note contains"):
+        store.add_cycle("SN-002", CycleEntry(1, _date(0), 7.5, 3.0, labs={"hb_g_l": 120, "note": "850709-9805"}))
+    with pytest.raises(InputError, match="reason contains"):
+        store.correct_cycle("SN-002", 1, {"kidney_gy": 2.0}, reason="asked by 850709-9805")
+    with pytest.raises(InputError, match="eligibility.remarks contains"):
+        store.enroll("SN-005", "Skåne", 1, dt.date(2025, 1, 2), {"remarks": "ID 198507099805"})
     with pytest.raises(InputError, match="unknown patient 'SN-404'"):
         store.add_cycle("SN-404", CycleEntry(1, _date(0), 7.5, 3.0))
 

@@ -18,7 +18,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from startnet.errors import InputError, TrialRuleError
 
@@ -105,3 +105,18 @@ def validate_patient_id(patient_id: str) -> str:
         raise InputError(f"patient ID {patient_id!r} is not a valid pseudonym: expected 1-64 characters "
                          f"A-Z a-z 0-9 . _ - starting with a letter or digit")
     return patient_id
+
+
+def reject_identity_numbers(values: Dict[str, Any], where: str) -> None:
+    """Refuse free text (remarks, reasons, lab or eligibility entries) holding a personnummer."""
+    stack = list(values.items())
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{key}.{k}", v) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
+        elif isinstance(value, str) and looks_like_personnummer(value):
+            raise InputError(f"{where}: {key} contains what looks like a Swedish personal identity number; "
+                             f"the trial database holds pseudonyms only")
+

@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 from startnet.errors import InputError, TrialRuleError
 from startnet.trial import eligibility as elig
 from startnet.trial.db import make_engine, require_current_schema, upgrade
-from startnet.trial.identity import User, canonical_site, current_user, validate_patient_id
+from startnet.trial.identity import (
+    User,
+    canonical_site,
+    current_user,
+    reject_identity_numbers,
+    validate_patient_id,
+)
 from startnet.trial.models import AuditEntry, CycleVersion, Patient, TrialSettings
 from startnet.trial.protocol import Protocol, check_cycle, default_protocol
 from startnet.trial.records import (
@@ -145,6 +151,7 @@ class TrialStore:
         self.user.check_site(site, "enrol", patient_id)
         result = None
         if eligibility_record is not None:
+            reject_identity_numbers({"eligibility": eligibility_record}, eligibility_source)
             result = elig.evaluate(eligibility_record, arm, source=eligibility_source)
             if not result.eligible:
                 raise TrialRuleError(f"patient {patient_id!r} is not eligible; failing criteria: "
@@ -168,6 +175,9 @@ class TrialStore:
                   deviation_reason: Optional[str] = None) -> Dict[str, Any]:
         """Record a new cycle. Protocol deviations are refused unless a reason is given."""
         deviation_reason = (deviation_reason or "").strip() or None
+        reject_identity_numbers({"remarks": entry.remarks, "labs": entry.labs, "deviation_reason": deviation_reason,
+                                 "capecitabine_schedule": entry.capecitabine_schedule},
+                                f"cycle {entry.cycle} of patient {patient_id}")
         protocol = self.protocol
         try:
             with self._write() as s:
@@ -215,6 +225,8 @@ class TrialStore:
         if not changes:
             raise InputError(f"cycle {cycle}: no corrected values given")
         deviation_reason = (deviation_reason or "").strip() or None
+        reject_identity_numbers({**changes, "reason": reason, "deviation_reason": deviation_reason},
+                                f"correction of cycle {cycle} of patient {patient_id}")
         protocol = self.protocol
         try:
             with self._write() as s:
