@@ -16,7 +16,9 @@ pydicom 2.4 as in Slicer 5.8, and the other dependencies at their last 3.9 relea
    (Alembic migrations, enrol, cycles, status), and a noise-free phantom written as DICOM and
    loaded back by ``startnet.dicomio`` (total activity vs truth), then a dose map exported as
    RT Dose and a kidney mask as DICOM SEG, each read back (pydicom; SEG also by
-   ``startnet.segmentation.io.load_segmentation``).
+   ``startnet.segmentation.io.load_segmentation``). Last, ``startnet demo`` runs the whole cycle
+   pipeline (registration, segmentation, kinetics, dose, report, trial record; about 30 s) and
+   its kidney dose is compared with the phantom truth within twice its reported uncertainty.
 
 Prints one line per failure (module or check, exception) and exits 1 on any failure.
 """
@@ -261,12 +263,49 @@ def check_dicom_seg(tmp: Path, shared: Dict[str, object]) -> str:
     return f"write_dicom_seg -> pydicom and load_segmentation: kidney_left {seg_voxels} voxels = mask"
 
 
+def check_pipeline(tmp: Path) -> str:
+    """``startnet demo`` (phantom -> DICOM -> startnet run -> report, trial record) on Python 3.9."""
+    import json
+
+    from startnet.trial.store import TrialStore
+    from startnet.trial.summary import status
+
+    out = tmp / "demo"
+    run = subprocess.run([sys.executable, "-m", "startnet", "demo", "--out", str(out), "--quiet"],
+                         capture_output=True, text=True, timeout=900)
+    if run.returncode != 0:
+        raise AssertionError(f"startnet demo exit {run.returncode}: {(run.stderr or run.stdout).strip()[-400:]}")
+    results = json.loads((out / "results" / "results.json").read_text(encoding="utf-8"))
+    truth = json.loads((out / "phantom" / "truth.json").read_text(encoding="utf-8"))["structures"]
+    kidneys = ("kidney_left", "kidney_right")
+    truth_gy = sum(truth[k]["mean_dose_gy"] * truth[k]["mass_g"] for k in kidneys) / sum(
+        truth[k]["mass_g"] for k in kidneys)
+    measured_gy = float(results["kidneys_mean_gy"])
+    allowed_gy = 2.0 * float(results["kidneys_uncertainty_pct"]) / 100.0 * measured_gy
+    if not abs(measured_gy - truth_gy) <= allowed_gy:
+        raise AssertionError(f"kidney dose {measured_gy:.3f} Gy vs truth {truth_gy:.3f} Gy: more than twice the "
+                             f"reported standard uncertainty ({allowed_gy / 2:.3f} Gy)")
+    missing = [n for n in ("results.json", "dose.nrrd", "rtdose.dcm", "seg.dcm", "report.html", "report.pdf")
+               if not (out / "results" / n).is_file() or (out / "results" / n).stat().st_size == 0]
+    if missing:
+        raise AssertionError(f"startnet demo wrote no {', '.join(missing)}")
+    store = TrialStore.open(f"sqlite:///{out / 'trial.db'}")
+    try:
+        recorded_gy = float(status(store, "SN-DEMO-001")["cumulative_kidney_gy"])
+    finally:
+        store.close()
+    _close(recorded_gy, measured_gy, 1e-6, "kidney dose recorded in the trial database (Gy)")
+    return (f"startnet demo: kidneys {measured_gy:.3f} Gy vs truth {truth_gy:.3f} Gy "
+            f"({100 * (measured_gy / truth_gy - 1):+.1f} %, allowed +-{100 * allowed_gy / measured_gy:.1f} %), "
+            "recorded in the trial database")
+
+
 def run_checks(tmp: Path) -> List[str]:
     checks: List[Tuple[str, Callable[[], str]]] = [
         ("cli", check_cli_main), ("fit_tac", check_fit_tac), ("fit_voxels", check_fit_voxels),
         ("kernel", check_kernel), ("trial", lambda: check_trial(tmp)),
         ("dicomio", lambda: check_dicomio(tmp, shared)), ("rtdose", lambda: check_rtdose(tmp, shared)),
-        ("dicom_seg", lambda: check_dicom_seg(tmp, shared)),
+        ("dicom_seg", lambda: check_dicom_seg(tmp, shared)), ("pipeline", lambda: check_pipeline(tmp)),
     ]
     shared: Dict[str, object] = {}
     failures = []
