@@ -4,7 +4,8 @@ Anatomical prior: the kidneys are hot, compact soft-tissue blobs on either side 
 (lateral offset ``lateral_range_mm``), near the spine's antero-posterior level, within its
 cranio-caudal extent. Candidates are local maxima of the smoothed SPECT in kidney-like tissue
 (smoothed CT in the kidney HU window, not bone); each is grown with the kidney method and the
-most plausible per side is kept. Confidence:
+most plausible per side is kept; the proposed seed is the grown region's most central voxel.
+Confidence:
 
 * ``high``: grown volume in 80-350 mL and the two kidneys within 80 mm of each other in z;
 * ``medium``: volume in 40-500 mL;
@@ -108,6 +109,13 @@ def find_kidney_seeds(
                                                 "no hot soft-tissue blob beside the spine; place a seed"))
             continue
         _, seed, region, peak = best
+        # Propose the region's most central voxel rather than its hottest one (often a pole):
+        # growing from the centre is what the seeded method was tuned for.
+        inside = region.array
+        centre = np.array(ndi.center_of_mass(inside))
+        voxels = np.argwhere(inside)
+        z, y, x = voxels[int(np.argmin(((voxels - centre) ** 2).sum(axis=1)))]
+        seed = spect_bqml.TransformIndexToPhysicalPoint((int(x), int(y), int(z)))
         volume = region.volume_ml
         confidence = "high" if 80.0 <= volume <= 350.0 else "medium" if 40.0 <= volume <= 500.0 else "low"
         proposals.append(KidneySeedProposal(

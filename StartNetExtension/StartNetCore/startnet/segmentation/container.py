@@ -8,6 +8,7 @@ when it was resampled from a finer grid.
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -42,8 +43,6 @@ def canonical_name(name: str) -> str:
 
 def _palette(index: int) -> Tuple[float, float, float]:
     hue = (index * 0.61803398875) % 1.0
-    import colorsys
-
     return tuple(float(c) for c in colorsys.hsv_to_rgb(hue, 0.65, 0.9))
 
 

@@ -69,11 +69,16 @@ def prepare_grid(ct_hu: sitk.Image, spect_bqml: sitk.Image, bone_hu: float = 200
     for name, image in (("CT", ct_hu), ("SPECT", spect_bqml)):
         if not isinstance(image, sitk.Image) or image.GetDimension() != 3:
             raise InputError(f"{name}: expected a 3D SimpleITK image")
-    sigma = [0.5 * s for s in spect_bqml.GetSpacing()]
+    # Block-average the CT to about half a SPECT voxel first (a clinical CT has ~80 M voxels);
+    # the bone fraction is the block average of the thresholded full-resolution CT.
+    factors = [max(1, int(sp // (2.0 * sc))) for sp, sc in zip(spect_bqml.GetSpacing(), ct_hu.GetSpacing())]
     ct = sitk.Cast(ct_hu, sitk.sitkFloat32)
+    bone = sitk.Cast(ct_hu > bone_hu, sitk.sitkFloat32)
+    if any(f > 1 for f in factors):
+        ct, bone = sitk.BinShrink(ct, factors), sitk.BinShrink(bone, factors)
+    sigma = [0.5 * s for s in spect_bqml.GetSpacing()]
     smooth = sitk.SmoothingRecursiveGaussian(ct, sigma)
     ct_on = sitk.Resample(smooth, spect_bqml, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
-    bone = sitk.Cast(ct > bone_hu, sitk.sitkFloat32)
     bone_on = sitk.Resample(sitk.SmoothingRecursiveGaussian(bone, sigma), spect_bqml, sitk.Transform(),
                             sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     ct_arr = sitk.GetArrayFromImage(ct_on)
@@ -272,8 +277,9 @@ def segment_tumour_from_seed(
         if background > 0.5 * local_max:
             warnings.append(f"{name}: background is {100 * background / local_max:.0f} % of the maximum; "
                             "the tumour contrast is too low for a reliable threshold")
-    if mask[tuple(np.clip(np.array(index), 0, None))] == 0 and not mask[hottest]:
-        warnings.append(f"{name}: the seed is not inside the segmented region")
+    if not mask[tuple(index)]:
+        warnings.append(f"{name}: the seed is not inside the segmented region (grown from the hottest voxel "
+                        f"within {search_radius_mm:g} mm)")
     method += f"; CT >= {min_hu:g} HU" + (f", bone (> {bone_hu:g} HU) excluded" if exclude_bone else "")
     return finish(name, mask, ctx, seed_lps, threshold, local_max, method, warnings)
 
