@@ -117,9 +117,14 @@ def test_tumour_adaptive_threshold(phantom, truth, tumour, minimum):
 
 
 def test_low_contrast_small_tumour_is_warned(phantom):
+    """A warm background as high as the lesion's own peak (added inside the body) must be flagged."""
     spect = phantom.timepoints[phantom.reference_index].spect_bqml
-    result = segment_tumour_from_seed(phantom.ct_hu, spect, centroid_lps(phantom, "tumour_4"))
-    assert any("contrast" in w for w in result.warnings)
+    seed = centroid_lps(phantom, "tumour_4")
+    clean = segment_tumour_from_seed(phantom.ct_hu, spect, seed)
+    body = sitk.Resample(phantom.labels, spect, sitk.Transform(), sitk.sitkNearestNeighbor, 0) > 0
+    warm = spect + sitk.Cast(body, sitk.sitkFloat32) * float(clean.local_max_bqml)
+    result = segment_tumour_from_seed(phantom.ct_hu, warm, seed)
+    assert any("contrast is too low" in w for w in result.warnings)
 
 
 def test_bad_seeds_and_geometry(phantom):
