@@ -59,6 +59,12 @@ def test_enlarged_voi_recovers_a_shell_like_structure_that_plain_gtm_misses():
     enlarged_error = enlarged.activity_mbq["kidney"][0] / truth_mbq - 1.0
     assert plain_error < -0.03
     assert abs(enlarged_error) < 0.01
+    assert enlarged.method["kidney"] == "enlarged VOI minus spill-in" and not enlarged.warnings
+
+    # the liver left unsegmented: its spill-in cannot be subtracted, the enlarged VOI is refused
+    unsegmented = gtm_activities([blurred], {"kidney": fractions["kidney"]}, spacing, fwhm, body)
+    assert unsegmented.method["kidney"] == "GTM"
+    assert any("not explained by the segmented structures" in w for w in unsegmented.warnings)
 
 
 def test_overlap_detection():

@@ -133,7 +133,7 @@ PVC_METHODS = ("gtm", "rc", "none")
 
 def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc: str, psf_fwhm_mm: float,
                          warnings: List[str]):
-    """(activity MBq per structure and time point, recovery per structure, method used)."""
+    """(activity MBq per structure and time point, recovery per structure, description, method per structure)."""
     from startnet.quantification import gtm_activities, overlapping
 
     grid = registered.reference_grid
@@ -149,8 +149,8 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
         gtm = gtm_activities(images, fractions, spacing_zyx, psf_fwhm_mm, body)
         warnings += gtm.warnings
         return (gtm.activity_mbq, gtm.apparent_recovery,
-                f"geometric transfer matrix (PSF {psf_fwhm_mm:g} mm FWHM) with spill-in corrected VOIs enlarged by "
-                "1.5 FWHM")
+                f"geometric transfer matrix (PSF {psf_fwhm_mm:g} mm FWHM); activity in VOIs enlarged by 1.5 FWHM "
+                "minus spill-in where the model explains the surrounding counts", gtm.method)
     recovery = RecoveryModel.shipped() if pvc == "rc" else None
     voxel_ml = float(np.prod(grid.GetSpacing())) / 1000.0
     activities, rc_values = {}, {}
@@ -158,7 +158,8 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
         rc = float(recovery.rc(float(mask.sum()) * voxel_ml)) if recovery is not None else 1.0
         rc_values[name] = rc
         activities[name] = stack[:, mask].sum(axis=1, dtype=np.float64) / rc
-    return activities, rc_values, ("recovery coefficients: " + recovery.source) if recovery else "none"
+    described = ("recovery coefficients: " + recovery.source) if recovery else "none"
+    return activities, rc_values, described, {name: pvc for name in activities}
 
 
 def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
@@ -192,7 +193,7 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
 
     if pvc not in PVC_METHODS:
         raise InputError(f"partial-volume correction {pvc!r}: expected one of {', '.join(PVC_METHODS)}")
-    activities, rc_values, pvc_used = structure_activities(registered, structures, stack, ct_grid, pvc,
+    activities, rc_values, pvc_used, pvc_methods = structure_activities(registered, structures, stack, ct_grid, pvc,
                                                            psf_fwhm_mm, warnings)
     recovery = RecoveryModel.shipped() if pvc != "none" else None
     fits: Dict[str, Any] = {}
@@ -264,7 +265,7 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
         results[name] = {
             "volume_ml": _finite(volume_ml, 3), "mass_g": _finite(mass_g, 3),
             "activity_mbq": [_finite(a, 4) for a in activities[name]],
-            "recovery_coefficient": _finite(rc_values[name], 4),
+            "recovery_coefficient": _finite(rc_values[name], 4), "pvc_method": pvc_methods[name],
             "tia_mbq_h": _finite(fit.tia_mbq_h, 3), "tia_sd_mbq_h": _finite(budget.tia.combined_sd, 3),
             "mean_gy": _finite(mean_gy), "electron_mean_gy": _finite(electron_gy), "photon_mean_gy": _finite(photon_gy),
             "voxel_map_mean_gy": _finite(stats.mean_gy),
