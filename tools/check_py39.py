@@ -31,11 +31,8 @@ TYPING_NAMES = {"int", "float", "str", "bytes", "bool", "None", "list", "dict", 
 
 
 def _has_future_annotations(tree: ast.Module) -> bool:
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            if any(alias.name == "annotations" for alias in node.names):
-                return True
-    return False
+    return any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+               and any(alias.name == "annotations" for alias in node.names) for node in tree.body)
 
 
 def _contains_union_operator(node: ast.AST) -> bool:
@@ -81,10 +78,12 @@ def check_source(path: Path, source: str) -> List[str]:
         annotation_ids.update(id(n) for n in ast.walk(annotation))
         if not _contains_union_operator(annotation):
             continue
-        is_mapped = any(isinstance(n, ast.Subscript) and getattr(n.value, "id", getattr(n.value, "attr", "")) == "Mapped"
+        is_mapped = any(isinstance(n, ast.Subscript)
+                        and getattr(n.value, "id", getattr(n.value, "attr", "")) == "Mapped"
                         for n in ast.walk(annotation))
         if not future or is_mapped:
-            why = "SQLAlchemy evaluates Mapped[...] at runtime" if is_mapped else "no 'from __future__ import annotations'"
+            why = ("SQLAlchemy evaluates Mapped[...] at runtime" if is_mapped
+                   else "no 'from __future__ import annotations'")
             problems.append(f"{path}:{annotation.lineno}: 'X | Y' annotation fails on Python 3.9 ({why}); "
                             "use Optional[...] / Union[...]")
     for node in ast.walk(tree):
@@ -118,7 +117,8 @@ def compile_with_python39(files: List[Path]) -> List[str]:
         return []
     code = ("import sys\nbad = 0\nfor p in sys.argv[1:]:\n    try:\n"
             "        compile(open(p, encoding='utf-8').read(), p, 'exec')\n"
-            "    except SyntaxError as e:\n        bad += 1\n        print(f'{p}:{e.lineno}: Python 3.9 compile: {e.msg}')\n"
+            "    except SyntaxError as e:\n        bad += 1\n"
+            "        print(f'{p}:{e.lineno}: Python 3.9 compile: {e.msg}')\n"
             "sys.exit(1 if bad else 0)\n")
     env = dict(os.environ)
     env.setdefault("PYENV_VERSION", "3.9")

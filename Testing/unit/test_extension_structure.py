@@ -62,7 +62,7 @@ def test_top_level_cmake_follows_the_extension_template():
 
 def test_extensions_index_entry_matches_schema_and_project_name():
     entry = json.loads((ROOT / "StartNetExtension.json").read_text())
-    assert SCHEMA_REQUIRED <= set(entry), SCHEMA_REQUIRED - set(entry)
+    assert set(entry) >= SCHEMA_REQUIRED, SCHEMA_REQUIRED - set(entry)
     assert set(entry) <= SCHEMA_ALLOWED, set(entry) - SCHEMA_ALLOWED
     assert entry["$schema"].endswith("slicer-extension-catalog-entry-schema-v1.0.1.json#")
     assert entry["tier"] in (1, 3, 5)
