@@ -32,6 +32,11 @@ def test_next_cycle_after_28_gy_is_5_gbq(logic_and_db):
     charts = logic.scene.GetNodesByClass("vtkMRMLPlotChartNode")
     assert charts.GetNumberOfItems() == 1
     assert charts.GetItemAsObject(0).GetNumberOfPlotSeriesNodes() == 3  # cumulative, limit, projected
+    # showing the patient again replaces the plot instead of piling up nodes
+    series_before = logic.scene.GetNodesByClass("vtkMRMLPlotSeriesNode").GetNumberOfItems()
+    logic.show_patient(url, "SN-900", table_node=table)
+    assert logic.scene.GetNodesByClass("vtkMRMLPlotChartNode").GetNumberOfItems() == 1
+    assert logic.scene.GetNodesByClass("vtkMRMLPlotSeriesNode").GetNumberOfItems() == series_before
 
 
 def test_patient_list_and_refusals(logic_and_db):

@@ -39,6 +39,11 @@ class TrialSceneLogic:
 
     def __init__(self, scene):
         self.scene = scene
+        self._plot_nodes: Dict[str, List[Any]] = {}  # patient -> nodes of its current plot
+
+    def _add(self, patient_id: str, node):
+        self._plot_nodes.setdefault(patient_id, []).append(node)
+        return node
 
     @staticmethod
     def _store(db_url: str, user: Optional[str] = None, initialise: bool = False):
@@ -94,20 +99,25 @@ class TrialSceneLogic:
 
     def cumulative_dose_plot(self, status: Dict[str, Any], table):
         """Plot chart: cumulative kidney dose per cycle, the limit, and the projected next cycle."""
+        patient_id = status["patient"]
+        for node in self._plot_nodes.pop(patient_id, []):  # showing a patient again replaces its plot
+            if self.scene.IsNodePresent(node):
+                self.scene.RemoveNode(node)
         projected = []
         nxt = status["next_cycle"]
         if nxt["allowed"] and nxt.get("planning_gy_per_gbq"):
             projected = [{"cycle": nxt["cycle"], "projected_cumulative_gy": status["cumulative_kidney_gy"]
                           + nxt["max_activity_gbq"] * nxt["planning_gy_per_gbq"]}]
         limit_rows = [{"cycle": c, "limit_gy": status["limit_gy"]} for c in (0, max(len(status["cycles"]) + 1, 1))]
-        limit_table = table_from_records(self.scene, limit_rows, "Kidney limit")
-        chart = self.scene.AddNewNodeByClass("vtkMRMLPlotChartNode", f"Cumulative kidney dose {status['patient']}")
+        limit_table = self._add(patient_id, table_from_records(self.scene, limit_rows, "Kidney limit"))
+        chart = self._add(patient_id, self.scene.AddNewNodeByClass("vtkMRMLPlotChartNode",
+                                                                   f"Cumulative kidney dose {patient_id}"))
         chart.SetTitle("Cumulative kidney absorbed dose")
         chart.SetXAxisTitle("cycle")
         chart.SetYAxisTitle("Gy")
         for name, source, column, colour in (("cumulative", table, "cumulative_kidney_gy", (0.85, 0.3, 0.1)),
                                              ("limit", limit_table, "limit_gy", (0.2, 0.2, 0.2))):
-            series = self.scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
+            series = self._add(patient_id, self.scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name))
             series.SetAndObserveTableNodeID(source.GetID())
             series.SetXColumnName("cycle")
             series.SetYColumnName(column)
@@ -115,8 +125,9 @@ class TrialSceneLogic:
             series.SetColor(*colour)
             chart.AddAndObservePlotSeriesNodeID(series.GetID())
         if projected:
-            projected_table = table_from_records(self.scene, projected, "Projected next cycle")
-            series = self.scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", "projected next cycle")
+            projected_table = self._add(patient_id, table_from_records(self.scene, projected, "Projected next cycle"))
+            series = self._add(patient_id, self.scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode",
+                                                                        "projected next cycle"))
             series.SetAndObserveTableNodeID(projected_table.GetID())
             series.SetXColumnName("cycle")
             series.SetYColumnName("projected_cumulative_gy")
