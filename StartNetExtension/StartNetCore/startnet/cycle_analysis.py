@@ -193,8 +193,8 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
 
     if pvc not in PVC_METHODS:
         raise InputError(f"partial-volume correction {pvc!r}: expected one of {', '.join(PVC_METHODS)}")
-    activities, rc_values, pvc_used, pvc_methods = structure_activities(registered, structures, stack, ct_grid, pvc,
-                                                           psf_fwhm_mm, warnings)
+    activities, rc_values, pvc_used, pvc_methods = structure_activities(
+        registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings)
     recovery = RecoveryModel.shipped() if pvc != "none" else None
     fits: Dict[str, Any] = {}
     for name in structures.masks:
@@ -334,7 +334,7 @@ def _single_timepoint_voxel_tia(activity: np.ndarray, body, labels, label_fits, 
     k_map = np.zeros(activity.shape, np.float32)
     ratio_outside = haenscheid_tia(1.0, float(time_h))
     tia[body] = activity[body] * np.float32(ratio_outside)
-    k_map[body] = np.float32(math.log(2.0) / (float(time_h) / 1.0))
+    k_map[body] = np.float32(math.log(2.0) / float(time_h))  # Haenscheid: T_eff taken equal to t
     for label, fit in label_fits.items():
         region = labels == label
         measured = float(fit.activity_mbq[0])
