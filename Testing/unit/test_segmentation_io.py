@@ -92,6 +92,9 @@ def test_multi_layer_seg_nrrd_keeps_overlaps(grid, tmp_path):
     assert np.all(seg.mask("kidney_left")[seg.mask("tumour_1")])  # the overlap survives
     assert int(seg.mask("spleen").sum()) == 8
     assert seg.colors["kidney_left"] == (0.9, 0.1, 0.1)
+    renamed = tmp_path / "two_layers.nrrd"  # a Slicer segmentation saved under a plain .nrrd name
+    renamed.write_bytes((tmp_path / "two.seg.nrrd").read_bytes())
+    assert load_segmentation(renamed, grid).names == seg.names
 
 
 def test_labelmap_with_names_and_bad_labels(phantom, grid, tmp_path):

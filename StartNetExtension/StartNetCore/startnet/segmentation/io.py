@@ -155,6 +155,17 @@ def _read_labelmap(path: Path, labels: Optional[Dict[int, str]]) -> List[Tuple[s
     return out
 
 
+def _has_segment_fields(path: Path) -> bool:
+    """True for a Slicer segmentation saved under a plain .nrrd name (Segment0_Name in the header)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return False
+    return "Segment0_Name" in reader.GetMetaDataKeys()
+
+
 def _is_dicom(path: Path) -> bool:
     if path.suffix.lower() == ".dcm":
         return True
@@ -180,7 +191,7 @@ def load_segmentation(path: Union[str, Path], reference_image: sitk.Image, label
         raise InputError(f"segmentation file {path} does not exist")
     parsed = _parse_labels(labels, str(path))
     name_lower = path.name.lower()
-    if name_lower.endswith(".seg.nrrd"):
+    if name_lower.endswith(".seg.nrrd") or (name_lower.endswith(".nrrd") and _has_segment_fields(path)):
         segments = _read_seg_nrrd(path)
         if not segments:
             raise InputError(f"{path}: no Segment0_Name field; expected a Slicer .seg.nrrd")
