@@ -161,6 +161,14 @@ def test_activity_outside_reference_fov_is_reported_not_redistributed():
                                                          rel=1e-6)
 
 
+def test_resampling_refuses_non_activity_images():
+    spect = synthetic_spect()
+    with pytest.raises(InputError, match="negative"):
+        resample_activity(spect * -1.0, sitk.Euler3DTransform(), spect)
+    with pytest.raises(InputError, match="3D"):
+        resample_activity(sitk.Image([8, 8], sitk.sitkFloat32), sitk.Euler3DTransform(), spect)
+
+
 def test_deformable_resampling_multiplies_by_jacobian():
     # A uniform 1.1x expansion about the origin as a displacement field (a non-linear transform
     # object): the reference sees the moving concentration diluted... concentrated by det J = 1.1^3.

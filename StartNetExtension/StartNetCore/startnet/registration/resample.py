@@ -99,8 +99,10 @@ def resample_activity_checked(spect_bqml: sitk.Image, transform: sitk.Transform,
         if not isinstance(image, sitk.Image) or image.GetDimension() != 3:
             raise InputError(f"{name}: expected a 3D SimpleITK image")
     source = sitk.Cast(spect_bqml, sitk.sitkFloat64)
-    if float(np.min(sitk.GetArrayFromImage(source))) < 0:
-        raise InputError("SPECT: negative activity concentrations found; expected Bq/mL >= 0")
+    # Small negative voxels (scatter-subtracted reconstructions) are kept as they are: they belong
+    # to the total like any other voxel. A negative total is not an activity image.
+    if float(np.sum(sitk.GetArrayFromImage(source))) < 0:
+        raise InputError("SPECT: the total of the image is negative; expected activity concentrations in Bq/mL")
     out = sitk.Resample(source, reference_grid_image, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat64)
     if not _is_linear(transform):
         out = out * sitk.Cast(jacobian_determinant(transform, reference_grid_image), sitk.sitkFloat64)
