@@ -179,6 +179,7 @@ def test_compare_segmentations_command(phantom, grid, seg_nrrd, tmp_path, capsys
     report = json.loads(capsys.readouterr().out)
     rows = {r["name"]: r for r in report["segments"]}
     assert set(rows) == {"kidney_left", "kidney_right"}
+    assert "liver" in report["only_in_a"] and report["only_in_b"] == []
     for row in rows.values():
         assert 0.8 < row["dice"] < 1.0  # B is A shifted by one CT voxel (3.5 mm)
         assert row["hd95_mm"] == pytest.approx(3.5, abs=0.5)

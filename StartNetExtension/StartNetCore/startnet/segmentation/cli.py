@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from startnet.errors import InputError
 from startnet.segmentation.compare import compare_segmentations, format_table
+from startnet.segmentation.container import canonical_name
 from startnet.segmentation.io import _is_dicom, _read_dicom_seg, load_segmentation
 
 
@@ -67,9 +68,16 @@ def run(args) -> int:
             raise InputError(f"dose map {args.dose}: cannot read ({exc})") from exc
         dose = sitk.Resample(dose_image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat64)
     rows = compare_segmentations(seg_a, seg_b, seg_a.spacing_mm, dose)
+    compared = {r.name for r in rows}
+    only_a = [n for n in seg_a.names if canonical_name(n) not in compared]
+    only_b = [n for n in seg_b.names if canonical_name(n) not in compared]
     if args.json:
         print(json.dumps({"a": str(path_a), "b": str(path_b), "dose": args.dose,
-                          "segments": [r.to_dict() for r in rows]}, indent=2))
+                          "segments": [r.to_dict() for r in rows], "only_in_a": only_a, "only_in_b": only_b},
+                         indent=2))
     else:
         print(format_table(rows))
+        for label, names in (("A", only_a), ("B", only_b)):
+            if names:
+                print(f"not compared (only in {label}): {', '.join(names)}")
     return 0
