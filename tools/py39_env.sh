@@ -59,6 +59,11 @@ if [ "${1:-}" = "--which" ]; then
 fi
 
 export PYENV_VERSION=${PYENV_VERSION:-3.9}
+# One builder at a time (several make runs may share this working tree).
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"${TMPDIR:-/tmp}/startnet-py39-env-$(printf '%s' "$PWD/$VENV39" | sha256sum | cut -c1-16).lock"
+    flock 9
+fi
 want="$(PYENV_VERSION=$PYENV_VERSION "$PY39" -c 'import sys; print(sys.version.split()[0])') $PY39 $PWD
 $(sha256sum pyproject.toml "$CONSTRAINTS" tools/py39_env.sh | cut -d' ' -f1 | tr '\n' ' ')"
 
