@@ -141,3 +141,16 @@ def test_bad_seeds_and_geometry(phantom):
         segment_organ_from_seed(phantom.ct_hu, spect, centroid_lps(phantom, "liver"), "pancreas")
     with pytest.raises(InputError, match="seed"):
         segment_kidney_from_seed(phantom.ct_hu, spect, (1.0, 2.0))
+
+
+def test_prepared_grid_is_reused_only_for_unchanged_images(phantom):
+    from startnet.segmentation.seeded import prepare_grid
+
+    spect = phantom.timepoints[phantom.reference_index].spect_bqml
+    first = prepare_grid(phantom.ct_hu, spect)
+    assert prepare_grid(phantom.ct_hu, spect) is first
+    changed = sitk.Image(spect)
+    changed[10, 10, 10] = 123.0  # same geometry, one voxel differs
+    second = prepare_grid(phantom.ct_hu, changed)
+    assert second is not first and second.spect_arr[10, 10, 10] == pytest.approx(123.0)
+    assert not first.spect_arr.flags.writeable

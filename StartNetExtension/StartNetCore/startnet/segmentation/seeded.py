@@ -22,6 +22,7 @@ removes the deep (> ``cortex_thickness_mm`` from the kidney surface) low-uptake
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -64,11 +65,33 @@ class GridContext:
     spacing_zyx: Tuple[float, float, float]
 
 
+def _fingerprint(image: sitk.Image) -> Tuple:
+    """Geometry and a CRC of the voxels: detects an image changed in place between two calls."""
+    return (image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection(),
+            zlib.crc32(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).view(np.uint8)))
+
+
+_LAST_GRID: List[Tuple[Tuple, GridContext]] = []  # one entry: seeds + both kidneys reuse it
+
+
 def prepare_grid(ct_hu: sitk.Image, spect_bqml: sitk.Image, bone_hu: float = 200.0) -> GridContext:
-    """Bring the CT onto the SPECT grid (smoothed CT in HU and bone fraction per SPECT voxel)."""
+    """Bring the CT onto the SPECT grid (smoothed CT in HU and bone fraction per SPECT voxel).
+
+    The last result is kept (keyed by both images' geometry and voxel checksums and
+    ``bone_hu``), because the automatic path prepares the same pair once per kidney.
+    """
     for name, image in (("CT", ct_hu), ("SPECT", spect_bqml)):
         if not isinstance(image, sitk.Image) or image.GetDimension() != 3:
             raise InputError(f"{name}: expected a 3D SimpleITK image")
+    key = (_fingerprint(ct_hu), _fingerprint(spect_bqml), float(bone_hu))
+    if _LAST_GRID and _LAST_GRID[0][0] == key:
+        return _LAST_GRID[0][1]
+    context = _prepare_grid(ct_hu, spect_bqml, bone_hu)
+    _LAST_GRID[:] = [(key, context)]
+    return context
+
+
+def _prepare_grid(ct_hu: sitk.Image, spect_bqml: sitk.Image, bone_hu: float) -> GridContext:
     # Block-average the CT to about half a SPECT voxel first (a clinical CT has ~80 M voxels);
     # the bone fraction is the block average of the thresholded full-resolution CT.
     factors = [max(1, int(sp // (2.0 * sc))) for sp, sc in zip(spect_bqml.GetSpacing(), ct_hu.GetSpacing())]
@@ -86,8 +109,11 @@ def prepare_grid(ct_hu: sitk.Image, spect_bqml: sitk.Image, bone_hu: float = 200
         raise GeometryError("CT does not overlap the SPECT field of view (no body voxel on the SPECT grid); "
                             "expected CT and SPECT of the same time point in one frame of reference")
     spacing = spect_bqml.GetSpacing()
-    return GridContext(spect_bqml, sitk.GetArrayFromImage(spect_bqml).astype(np.float64), ct_arr,
-                       sitk.GetArrayFromImage(bone_on), (spacing[2], spacing[1], spacing[0]))
+    context = GridContext(spect_bqml, sitk.GetArrayFromImage(spect_bqml).astype(np.float64), ct_arr,
+                          sitk.GetArrayFromImage(bone_on), (spacing[2], spacing[1], spacing[0]))
+    for array in (context.spect_arr, context.ct_arr, context.bone_fraction):
+        array.flags.writeable = False  # shared by cached calls
+    return context
 
 
 def seed_index(image: sitk.Image, seed_lps: Sequence[float], what: str) -> Tuple[int, int, int]:
