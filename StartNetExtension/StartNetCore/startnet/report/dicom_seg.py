@@ -217,8 +217,11 @@ def rgb_to_cielab(rgb: Sequence[float]) -> Tuple[float, float, float]:
             float(np.clip(b_star, -128.0, 127.0)))
 
 
-def _rgb_to_lab(rgb) -> hd.color.CIELabColor:
-    return hd.color.CIELabColor(*rgb_to_cielab(rgb))
+def dicom_cielab(rgb) -> List[int]:
+    """Recommended Display CIELab Value (0062,000D): L* 0..100 and a*, b* -128..127 scaled to 0..65535."""
+    lightness, a_star, b_star = rgb_to_cielab(rgb)
+    return [int(round(lightness * 65535.0 / 100.0)), int(round((a_star + 128.0) * 65535.0 / 255.0)),
+            int(round((b_star + 128.0) * 65535.0 / 255.0))]
 
 
 def write_dicom_seg(masks: Mapping[str, sitk.Image], ct_datasets: Sequence[Union[Dataset, str, Path]],
@@ -300,10 +303,12 @@ def _segment(number: int, name: str, colours, algorithm_type, algorithm_name) ->
     rgb = (colours or {}).get(name) or _DEFAULT_RGB.get(name.lower()) or _FALLBACK_RGB[(number - 1) % len(
         _FALLBACK_RGB)]
     category, prop = structure_codes(name)
-    return hd.seg.SegmentDescription(
+    description = hd.seg.SegmentDescription(
         segment_number=number, segment_label=name[:64], segmented_property_category=category,
-        segmented_property_type=prop, algorithm_type=kind, algorithm_identification=identification,
-        display_color=_rgb_to_lab(rgb))
+        segmented_property_type=prop, algorithm_type=kind, algorithm_identification=identification)
+    # set directly: highdicom 0.22 (the last for Python 3.9 / Slicer 5.8) has no display_color argument
+    description.RecommendedDisplayCIELabValue = dicom_cielab(rgb)
+    return description
 
 
 def _atomic_save(ds: Dataset, path: Path) -> None:
