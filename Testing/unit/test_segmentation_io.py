@@ -161,6 +161,15 @@ def test_dicom_seg_written_by_highdicom(phantom, grid, tmp_path):
     for name in on_spect.names:
         np.testing.assert_array_equal(on_spect.mask(name), _majority_truth(phantom, grid, name))
 
+    # the frame-by-frame reader used with highdicom < 0.23 (Python 3.9 / Slicer 5.8) gives the same masks
+    from startnet.segmentation.io import _read_dicom_seg_frames
+
+    frames = _read_dicom_seg_frames(hd.seg.segread(str(path)), path)
+    assert [name for name, _, _ in frames] == ["kidney_left", "kidney_right"]
+    for name, image, _ in frames:
+        on_ct_grid = sitk.Resample(image, phantom.ct_hu, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(on_ct_grid) > 0, labels == ids[name])
+
 
 def test_compare_segmentations_command(phantom, grid, seg_nrrd, tmp_path, capsys):
     labelmap = tmp_path / "labels.nrrd"

@@ -114,7 +114,11 @@ def _read_dicom_seg(path: Path) -> List[Tuple[str, sitk.Image, Optional[Tuple[fl
 
     try:
         seg = hd.seg.segread(str(path))
+        if not hasattr(seg, "get_volume"):  # highdicom < 0.23 (Python 3.9 / Slicer 5.8)
+            return _read_dicom_seg_frames(seg, path)
         volume = seg.get_volume(combine_segments=False, rescale_fractional=True, dtype=np.float32)
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
         raise InputError(f"{path}: cannot read DICOM SEG ({type(exc).__name__}: {exc})") from exc
     affine = np.asarray(volume.affine, dtype=float)
@@ -130,6 +134,47 @@ def _read_dicom_seg(path: Path) -> List[Tuple[str, sitk.Image, Optional[Tuple[fl
         image.SetOrigin(tuple(float(v) for v in affine[:3, 3]))
         image.SetDirection(tuple(float(v) for v in direction.ravel()))
         out.append((description.segment_label, image, None))
+    return out
+
+
+def _read_dicom_seg_frames(ds, path: Path) -> List[Tuple[str, sitk.Image, Optional[Tuple[float, float, float]]]]:
+    """DICOM SEG frames -> one image per segment, from the functional groups (any highdicom version)."""
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    orientation = np.array([float(v) for v in shared.PlaneOrientationSequence[0].ImageOrientationPatient])
+    row_spacing, column_spacing = (float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing)
+    row_dir, col_dir = orientation[:3], orientation[3:]
+    normal = np.cross(row_dir, col_dir)
+    frames = np.asarray(ds.pixel_array)
+    if frames.ndim == 2:
+        frames = frames[np.newaxis]
+    if getattr(ds, "SegmentationType", "BINARY") == "FRACTIONAL":
+        frames = frames.astype(np.float32) / float(getattr(ds, "MaximumFractionalValue", 255) or 255)
+    positions, numbers = [], []
+    for group in ds.PerFrameFunctionalGroupsSequence:
+        positions.append(np.array([float(v) for v in group.PlanePositionSequence[0].ImagePositionPatient]))
+        numbers.append(int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber))
+    distances = np.array([float(np.dot(normal, p)) for p in positions])
+    unique = np.unique(np.round(distances, 3))
+    gaps = np.diff(unique)
+    slice_spacing = float(np.min(gaps)) if gaps.size else float(
+        getattr(shared.PixelMeasuresSequence[0], "SpacingBetweenSlices", None)
+        or getattr(shared.PixelMeasuresSequence[0], "SliceThickness", 1.0))
+    first = positions[int(np.argmin(distances))]
+    depth = int(round((unique[-1] - unique[0]) / slice_spacing)) + 1 if unique.size else 1
+    labels = {int(item.SegmentNumber): str(item.SegmentLabel) for item in ds.SegmentSequence}
+    out = []
+    for number, label in labels.items():
+        volume = np.zeros((depth, frames.shape[1], frames.shape[2]), np.uint8)
+        for frame, (frame_number, distance) in enumerate(zip(numbers, distances)):
+            if frame_number == number:
+                volume[int(round((distance - unique[0]) / slice_spacing))] |= (frames[frame] >= 0.5)
+        image = sitk.GetImageFromArray(volume)
+        image.SetSpacing((column_spacing, row_spacing, slice_spacing))
+        image.SetOrigin(tuple(float(v) for v in first))
+        image.SetDirection(tuple(float(v) for v in np.column_stack([row_dir, col_dir, normal]).ravel()))
+        out.append((label, image, None))
+    if not out:
+        raise InputError(f"{path}: DICOM SEG has no segments (SegmentSequence is empty)")
     return out
 
 
