@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -108,6 +108,7 @@ class StructureAnalysis:
     dvhs: Dict[str, Tuple[np.ndarray, np.ndarray]]
     warnings: List[str] = field(default_factory=list)
     provenance: Dict[str, Any] = field(default_factory=dict)
+    structures: Any = None  # the structures analysed (those without activity left out)
 
 
 def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -162,6 +163,28 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
     return activities, rc_values, described, {name: pvc for name in activities}
 
 
+def _without_empty(structures, activities, warnings: List[str]):
+    """Structures with measurable activity; empty ones (e.g. a voided bladder) are left out with a warning.
+
+    A kidney without activity is an error: it means the segmentation is not on the patient's kidneys.
+    """
+    empty = [name for name in structures.masks if not np.any(np.asarray(activities[name]) > 0)]
+    for name in empty:
+        if name.startswith("kidney"):
+            raise InputError(f"structure '{name}' has no activity at any time point: is the segmentation on the "
+                             "reference time point's anatomy?")
+        warnings.append(f"structure '{name}' has no measurable activity at any time point and is left out")
+    if len(empty) == len(structures.masks):
+        raise InputError("no structure has measurable activity: is the segmentation on the reference time point's "
+                         "anatomy?")
+    if not empty:
+        return structures
+    keep = [name for name in structures.masks if name not in empty]
+    return replace(structures, masks=OrderedDict((n, structures.masks[n]) for n in keep),
+                   fractions={n: f for n, f in structures.fractions.items() if n in keep},
+                   ct_masses_g={n: m for n, m in structures.ct_masses_g.items() if n in keep})
+
+
 def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
     from startnet.segmentation import resample_mask
 
@@ -196,11 +219,9 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
     activities, rc_values, pvc_used, pvc_methods = structure_activities(
         registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings)
     recovery = RecoveryModel.shipped() if pvc != "none" else None
+    structures = _without_empty(structures, activities, warnings)
     fits: Dict[str, Any] = {}
     for name in structures.masks:
-        if not np.any(activities[name] > 0):
-            raise InputError(f"structure '{name}' has no activity at any time point: is the segmentation on the "
-                             "reference time point's anatomy?")
         fits[name] = fit_tac(times, activities[name], structure=name)
         warnings += [f"{name}: {w}" for w in fits[name].warnings]
     if progress is not None:
@@ -302,7 +323,7 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
     photon = _image_like(np.asarray(dose.photon_gy), grid)
     return StructureAnalysis(results, fits, activities, _image_like(total, grid), electron, photon,
                              _image_like(tia, grid), _image_like(bed, grid), ct_grid, _image_like(density, grid),
-                             dvhs, warnings, provenance)
+                             dvhs, warnings, provenance, structures)
 
 
 def compute_dose(method: str, tia: np.ndarray, voxel_ml: float, density: np.ndarray, kernel):

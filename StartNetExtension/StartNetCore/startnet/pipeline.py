@@ -197,6 +197,7 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     progress.stage("kinetics", "fitting time-activity curves")
     analysis = analyse_structures(registered, structures, method=options.method,
                                   pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress)
+    structures = analysis.structures
 
     progress.stage("results", "assembling results")
     results = build_results(options, registered, structures, analysis, progress)
