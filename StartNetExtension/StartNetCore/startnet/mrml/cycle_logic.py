@@ -105,7 +105,10 @@ class CycleSceneLogic:
                 "metric_before": entry.get("metric_before"), "metric_after": entry.get("metric_after"),
                 "body_overlap_dice": entry.get("body_overlap_dice"),
                 "activity_outside_fov_fraction": entry["activity_outside_fov_fraction"],
-                "warnings": "; ".join(entry["warnings"]) + ("; IMPLAUSIBLE" if registration.implausible else ""),
+                "warnings": "; ".join(entry["warnings"]
+                                      + (["B-spline refinement used for the SPECT; the CT is shown with its rigid "
+                                          "part"] if registration.deformable is not None else [])
+                                      + (["IMPLAUSIBLE"] if registration.implausible else [])),
             })
         return table_from_records(self.scene, rows, "Registration quality", columns=list(QUALITY_COLUMNS))
 
