@@ -9,8 +9,6 @@ series the physicist reviewed. Only frames holding part of a structure are store
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -24,7 +22,8 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from startnet import __version__
-from startnet.errors import DicomInputError, GeometryError, InputError, OutputError
+from startnet.errors import DicomInputError, GeometryError, InputError
+from startnet.report.dicomfile import save_dataset_atomically
 
 ALGORITHM_TYPES = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
 _ANATOMY = hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure")  # pydicom 2.4 (Python 3.9): ambiguous keyword
@@ -285,7 +284,7 @@ def write_dicom_seg(masks: Mapping[str, sitk.Image], ct_datasets: Sequence[Union
             plane_positions=positions, omit_empty_frames=True)
     except (ValueError, TypeError, AttributeError) as exc:
         raise DicomInputError(f"DICOM SEG export: highdicom refused the reference CT series: {exc}") from exc
-    _atomic_save(seg, Path(path))
+    save_dataset_atomically(seg, Path(path))
     return seg
 
 
@@ -309,26 +308,6 @@ def _segment(number: int, name: str, colours, algorithm_type, algorithm_name) ->
     # set directly: highdicom 0.22 (the last for Python 3.9 / Slicer 5.8) has no display_color argument
     description.RecommendedDisplayCIELabValue = dicom_cielab(rgb)
     return description
-
-
-def _atomic_save(ds: Dataset, path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".dcm", dir=str(path.parent))
-        os.close(handle)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        try:
-            ds.save_as(temp_name, enforce_file_format=True)
-        except TypeError:  # pydicom 2.4 (Slicer 5.8, Python 3.9) has no enforce_file_format
-            ds.save_as(temp_name, write_like_original=False)
-        os.replace(temp_name, str(path))
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
 
 
 def segment_colours(names: Sequence[str]) -> Dict[str, Tuple[int, int, int]]:

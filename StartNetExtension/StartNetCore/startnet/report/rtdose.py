@@ -18,8 +18,6 @@ may pass another term; terms that need a plan reference are refused.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
@@ -30,7 +28,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from startnet import __version__
-from startnet.errors import GeometryError, InputError, OutputError
+from startnet.errors import GeometryError, InputError
+from startnet.report.dicomfile import save_dataset_atomically
 
 RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
 DEFAULT_DOSE_SUMMATION_TYPE = "RECORD"
@@ -183,26 +182,5 @@ def write_rtdose(dose_gy_image: sitk.Image, path: Union[str, Path], *,
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
-    _atomic_write(ds, Path(path))
+    save_dataset_atomically(ds, Path(path))
     return ds
-
-
-def _atomic_write(ds: Dataset, path: Path) -> None:
-    """Write to a temporary file beside ``path`` and rename, so no half-written file remains."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".dcm", dir=str(path.parent))
-        os.close(handle)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        try:
-            ds.save_as(temp_name, enforce_file_format=True)
-        except TypeError:  # pydicom 2.4 (Slicer 5.8, Python 3.9) has no enforce_file_format
-            ds.save_as(temp_name, write_like_original=False)
-        os.replace(temp_name, str(path))
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
