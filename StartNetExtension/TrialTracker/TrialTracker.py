@@ -157,22 +157,8 @@ class TrialTrackerLogic(ScriptedLoadableModuleLogic):
                                deviationReason=None, user=None):
         """Record a cycle with everything the Dosimetry result holds (kidney left/right/mean dose,
         uncertainty, BED, provenance); returns the next-cycle recommendation."""
-        from startnet.mrml.trial_logic import recommendation_text
-        from startnet.trial.identity import current_user
-        from startnet.trial.results import check_matches, parse_results
-        from startnet.trial.store import TrialStore
-        from startnet.trial.summary import status
-
-        parsed = parse_results(results, "Dosimetry module (Slicer)")
-        warnings = check_matches(parsed, patientId, int(cycle), float(activityGBq))  # stored with the cycle
-        entry = parsed.to_entry(int(cycle), _isoDate(date), float(activityGBq))
-        store = TrialStore.open(databaseUrl, current_user(user) if user else None)
-        try:
-            store.add_cycle(patientId, entry, deviation_reason=deviationReason)
-            text = recommendation_text(status(store, patientId))
-            return "".join(f"Warning: {w}.\n" for w in warnings) + text
-        finally:
-            store.close()
+        return self.core.record_cycle_from_results(databaseUrl, patientId, cycle, date, activityGBq, results,
+                                                   deviation_reason=deviationReason, user=user)
 
     def dosimetryResults(self):
         """The results dict of the last Dosimetry run in this session."""
@@ -184,17 +170,6 @@ class TrialTrackerLogic(ScriptedLoadableModuleLogic):
 
     def kidneyDoseFromDosimetry(self):
         return float(self.dosimetryResults()["kidneys_mean_gy"])
-
-
-def _isoDate(text):
-    import datetime
-
-    from startnet.errors import InputError
-
-    try:
-        return datetime.date.fromisoformat(str(text).strip())
-    except ValueError:
-        raise InputError(f"date {text!r}: expected YYYY-MM-DD") from None
 
 
 class TrialTrackerTest(ScriptedLoadableModuleTest):

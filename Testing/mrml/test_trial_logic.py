@@ -51,3 +51,18 @@ def test_patient_list_and_refusals(logic_and_db):
         logic.record_cycle(url, "SN-900", 2, "12/03/2026", 7.4, 4.0)
     with pytest.raises(InputError, match="kidney dose"):
         logic.record_cycle(url, "SN-900", 2, "2026-03-23", 7.4, 0.0)
+
+
+def test_record_from_a_dosimetry_result_keeps_sides_uncertainty_and_warnings(logic_and_db):
+    logic, url = logic_and_db
+    results = {"patient_id": "PACS-4711", "cycle": 1, "injected_activity_mbq": 7400.0, "kidneys_mean_gy": 4.2,
+               "kidneys_uncertainty_pct": 12.5, "kidneys_bed_gy": 4.6,
+               "structures": {"kidney_left": {"mean_gy": 4.4, "mass_g": 140.0},
+                              "kidney_right": {"mean_gy": 4.0, "mass_g": 140.0}}}
+    advice = logic.record_cycle_from_results(url, "SN-900", 1, "2026-01-12", 7.4, results)
+    assert advice.startswith("Warning:") and "PACS-4711" in advice  # the DICOM patient ID differs
+    cycle = logic.status(url, "SN-900")["cycles"][0]
+    assert (cycle["kidney_gy"], cycle["kidney_left_gy"], cycle["kidney_right_gy"]) == (4.2, 4.4, 4.0)
+    assert cycle["kidney_uncertainty_pct"] == 12.5 and cycle["kidney_bed_gy"] == 4.6
+    with pytest.raises(InputError, match="cycle 1 is not 2"):
+        logic.record_cycle_from_results(url, "SN-900", 2, "2026-03-23", 7.4, results)

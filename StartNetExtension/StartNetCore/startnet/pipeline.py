@@ -206,10 +206,11 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     if options.trial_db:
         from startnet.pipeline_trial import record_cycle_results
 
-        trial_status = record_cycle_results(options.trial_db, options.patient_id, options.cycle,
-                                            cycle.injection_datetime.date(), cycle.injected_activity_mbq / 1000.0,
-                                            results, results_path=str(Path(options.out_dir) / "results.json"))
+        trial_status, trial_warnings = record_cycle_results(
+            options.trial_db, options.patient_id, options.cycle, cycle.injection_datetime.date(),
+            cycle.injected_activity_mbq / 1000.0, results, results_path=str(Path(options.out_dir) / "results.json"))
         results["trial"] = trial_status
+        results["warnings"] += [f"trial record: {w}" for w in trial_warnings]
 
     progress.stage("outputs", "writing results, exports, scene and report")
     result = CycleResult(results, registered, structures, analysis, trial_status=trial_status)

@@ -133,6 +133,6 @@ class DosimetrySceneLogic:
         if self.last_result is None:
             raise InputError("run the dosimetry of this cycle first")
         cycle_data = self.last_result.registered.cycle
-        status = record_cycle_results(db_url, patient_id, int(cycle), cycle_data.injection_datetime.date(),
-                                      cycle_data.injected_activity_mbq / 1000.0, self.last_results)
-        return recommendation_text(status)
+        status, warnings = record_cycle_results(db_url, patient_id, int(cycle), cycle_data.injection_datetime.date(),
+                                                cycle_data.injected_activity_mbq / 1000.0, self.last_results)
+        return "".join(f"Warning: {w}.\n" for w in warnings) + recommendation_text(status)

@@ -136,6 +136,17 @@ class TrialSceneLogic:
             chart.AddAndObservePlotSeriesNodeID(series.GetID())
         return chart
 
+    def record_cycle_from_results(self, db_url: str, patient_id: str, cycle: int, date: str, activity_gbq: float,
+                                  results: Dict[str, Any], *, deviation_reason: Optional[str] = None,
+                                  user: Optional[str] = None) -> str:
+        """Record a cycle with everything a Dosimetry result holds; returns warnings and the advice."""
+        from startnet.pipeline_trial import record_cycle_results
+
+        status, warnings = record_cycle_results(db_url, patient_id, int(cycle), _parse_date(date),
+                                                float(activity_gbq), results, "Dosimetry module (Slicer)",
+                                                deviation_reason=deviation_reason, user=user)
+        return "".join(f"Warning: {w}.\n" for w in warnings) + recommendation_text(status)
+
     def record_cycle(self, db_url: str, patient_id: str, cycle: int, date: str, activity_gbq: float,
                      kidney_gy: float, *, deviation_reason: Optional[str] = None, user: Optional[str] = None) -> str:
         from startnet.trial.records import CycleEntry
