@@ -57,6 +57,7 @@ def test_results_json_contract(run_output, phantom_cycle):
     hours = [tp["hours_post_injection"] for tp in results["timepoints"]]
     assert hours == pytest.approx([tp.hours_post_injection for tp in phantom.timepoints], abs=1e-3)
     assert all(tp["series_instance_uid"] for tp in results["timepoints"])
+    assert results["radiopharmaceutical"] == "Lu177-DOTATOC"  # as the phantom's DICOM names it
     for name in ("kidney_left", "kidney_right", "liver", "spleen", "tumour_1"):
         for key in STRUCTURE_KEYS:
             assert key in results["structures"][name], (name, key)

@@ -220,6 +220,19 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     return result
 
 
+def radiopharmaceutical_name(spect_file: str) -> Optional[str]:
+    """Radiopharmaceutical (0018,0031) of the SPECT's Radiopharmaceutical Information Sequence, if given."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(spect_file, stop_before_pixels=True,
+                             specific_tags=["RadiopharmaceuticalInformationSequence"])
+        name = str(ds.RadiopharmaceuticalInformationSequence[0].get("Radiopharmaceutical", "") or "").strip()
+    except (OSError, AttributeError, IndexError, pydicom.errors.InvalidDicomError):
+        return None
+    return name or None
+
+
 def build_results(options: RunOptions, registered: RegisteredCycle, structures: Structures,
                   analysis: StructureAnalysis, progress: Progress) -> Dict[str, Any]:
     """The results.json dictionary (keys fixed by the ``startnet run`` contract)."""
@@ -244,6 +257,7 @@ def build_results(options: RunOptions, registered: RegisteredCycle, structures: 
         "cycle": options.cycle,
         "method": options.method,
         "nuclide": cycle.nuclide.name,
+        "radiopharmaceutical": radiopharmaceutical_name(cycle.timepoints[registered.reference_index].spect_file),
         "injected_activity_mbq": round(float(cycle.injected_activity_mbq), 3),
         "injection_datetime": cycle.injection_datetime.isoformat(),
         "reference_timepoint": registered.reference_index,
