@@ -74,12 +74,12 @@ def _read_labels(labels_path: Optional[str]) -> Optional[Dict[int, str]]:
     return labels
 
 
-def ct_masses_g(path: str, ct_hu: sitk.Image, labels) -> Dict[str, float]:
+def ct_masses_g(path: str, ct_hu: sitk.Image, labels, segments=None) -> Dict[str, float]:
     """Mass of each segment from the CT at the CT's own resolution (density from HU)."""
     from startnet.dosimetry import hu_to_density_g_per_ml
     from startnet.segmentation import load_segmentation
 
-    on_ct = load_segmentation(path, ct_hu, labels=labels)
+    on_ct = load_segmentation(path, ct_hu, labels=labels, segments=segments)
     density = hu_to_density_g_per_ml(sitk.GetArrayViewFromImage(ct_hu))
     voxel_ml = float(np.prod(ct_hu.GetSpacing())) / 1000.0
     return {name: float(density[mask].sum(dtype=np.float64)) * voxel_ml for name, mask in on_ct.masks.items()}
@@ -96,8 +96,11 @@ def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional
 
     if not Path(path).exists():
         raise InputError(f"--segmentation {path}: file not found")
+    from startnet.segmentation.io import read_segments
+
     labels = _read_labels(labels_path)
-    segmentation = load_segmentation(path, reference, labels=labels, fractional=True)
+    segments = read_segments(path, labels)
+    segmentation = load_segmentation(path, reference, labels=labels, fractional=True, segments=segments)
     masks = OrderedDict((name, np.asarray(mask, dtype=bool)) for name, mask in segmentation.masks.items())
     empty = [name for name, mask in masks.items() if not mask.any()]
     if len(empty) == len(masks):
@@ -112,7 +115,8 @@ def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional
                  for name in masks if name in segmentation.fractions}
     masses = {}
     if ct_hu is not None:
-        masses = {name: mass for name, mass in ct_masses_g(path, ct_hu, labels).items() if name in masks and mass > 0}
+        masses = {name: mass for name, mass in ct_masses_g(path, ct_hu, labels, segments).items()
+                  if name in masks and mass > 0}
     return Structures(masks, f"file: {Path(path).name}", colours, warnings, fractions=fractions, ct_masses_g=masses)
 
 

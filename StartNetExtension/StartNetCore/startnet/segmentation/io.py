@@ -70,8 +70,52 @@ def _supersampled_grid(reference: sitk.Image, source: sitk.Image) -> Tuple[sitk.
 
 def resample_mask(mask: sitk.Image, reference: sitk.Image, fractional: bool = False
                   ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """(boolean mask, fraction or None) of a binary ``mask`` image on ``reference``'s grid."""
+    """(boolean mask, fraction or None) of a binary ``mask`` image on ``reference``'s grid.
+
+    Only the part of the reference grid around the mask's bounding box is resampled (a kidney
+    on a whole-body CT costs its own size, not the CT's), then placed into full-size arrays.
+    """
     mask = sitk.Cast(mask > 0, sitk.sitkUInt8)
+    shape = tuple(reversed(reference.GetSize()))
+    full_mask = np.zeros(shape, bool)
+    full_fraction = np.zeros(shape, np.float32) if fractional else None
+    region = _reference_region(mask, reference)
+    if region is None:
+        return full_mask, full_fraction
+    start, size = region
+    sub_reference = sitk.Image([int(v) for v in size], sitk.sitkUInt8)
+    sub_reference.SetSpacing(reference.GetSpacing())
+    sub_reference.SetDirection(reference.GetDirection())
+    sub_reference.SetOrigin(reference.TransformIndexToPhysicalPoint([int(v) for v in start]))
+    sub_mask, sub_fraction = _resample_mask_full(mask, sub_reference, fractional)
+    window = tuple(slice(int(b), int(b) + int(n)) for b, n in zip(reversed(start), reversed(size)))
+    full_mask[window] = sub_mask
+    if fractional:
+        full_fraction[window] = sub_fraction
+    return full_mask, full_fraction
+
+
+def _reference_region(mask: sitk.Image, reference: sitk.Image):
+    """(start, size) in reference indices covering the mask's non-zero voxels plus a margin, or None."""
+    statistics = sitk.LabelShapeStatisticsImageFilter()
+    statistics.Execute(mask)
+    if 1 not in statistics.GetLabels():
+        return None
+    box = statistics.GetBoundingBox(1)  # (x0, y0, z0, nx, ny, nz) in mask indices
+    low = [b - 1 for b in box[:3]]
+    high = [b + n for b, n in zip(box[:3], box[3:])]
+    corners = [mask.TransformContinuousIndexToPhysicalPoint([float(c[0]), float(c[1]), float(c[2])])
+               for c in np.array(np.meshgrid(*zip(low, high))).T.reshape(-1, 3)]
+    indices = np.array([reference.TransformPhysicalPointToContinuousIndex(p) for p in corners])
+    start = np.maximum(np.floor(indices.min(axis=0)).astype(int) - 1, 0)
+    stop = np.minimum(np.ceil(indices.max(axis=0)).astype(int) + 2, np.array(reference.GetSize()))
+    if np.any(stop <= start):
+        return None
+    return start, stop - start
+
+
+def _resample_mask_full(mask: sitk.Image, reference: sitk.Image, fractional: bool
+                        ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     coarser = any(r >= 1.5 * s for r, s in zip(reference.GetSpacing(), mask.GetSpacing()))
     if not fractional and not coarser:
         out = sitk.Resample(mask, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
@@ -96,6 +140,7 @@ def _read_seg_nrrd(path: Path) -> List[Tuple[str, sitk.Image, Optional[Tuple[flo
     keys = set(image.GetMetaDataKeys())
     indices = sorted(int(m.group(1)) for k in keys for m in [re.match(r"Segment(\d+)_Name$", k)] if m)
     layers = image.GetNumberOfComponentsPerPixel()
+    layer_images: Dict[int, _LabelLayer] = {}
     out = []
     for i in indices:
         name = image.GetMetaData(f"Segment{i}_Name")
@@ -103,10 +148,30 @@ def _read_seg_nrrd(path: Path) -> List[Tuple[str, sitk.Image, Optional[Tuple[flo
         layer = int(image.GetMetaData(f"Segment{i}_Layer")) if f"Segment{i}_Layer" in keys else 0
         if layer >= layers:
             raise InputError(f"{path}: Segment{i}_Layer = {layer} but the file has {layers} layer(s)")
-        layer_image = sitk.VectorIndexSelectionCast(image, layer) if layers > 1 else image
+        if layer not in layer_images:
+            layer_images[layer] = _LabelLayer(sitk.VectorIndexSelectionCast(image, layer) if layers > 1 else image)
         color = _color(image.GetMetaData(f"Segment{i}_Color")) if f"Segment{i}_Color" in keys else None
-        out.append((name, sitk.Cast(layer_image == value, sitk.sitkUInt8), color))
+        out.append((name, layer_images[layer].mask(value), color))
     return out
+
+
+class _LabelLayer:
+    """A label image and the bounding box of each of its labels, so each mask is cut to its own size."""
+
+    def __init__(self, image: sitk.Image):
+        self.image = sitk.Cast(image, sitk.sitkUInt32) if image.GetPixelID() not in (
+            sitk.sitkUInt8, sitk.sitkUInt16, sitk.sitkUInt32) else image
+        self.statistics = sitk.LabelShapeStatisticsImageFilter()
+        self.statistics.Execute(self.image)
+        self.present = sorted(int(v) for v in self.statistics.GetLabels())
+
+    def mask(self, value: int) -> sitk.Image:
+        """UInt8 mask of ``value`` on the part of the grid around it (one empty voxel if absent)."""
+        if value not in self.present:
+            return sitk.RegionOfInterest(self.image, [1, 1, 1], [0, 0, 0]) * 0
+        box = self.statistics.GetBoundingBox(value)
+        cropped = sitk.RegionOfInterest(self.image, [int(v) for v in box[3:]], [int(v) for v in box[:3]])
+        return sitk.Cast(cropped == value, sitk.sitkUInt8)
 
 
 def _read_dicom_seg(path: Path) -> List[Tuple[str, sitk.Image, Optional[Tuple[float, float, float]]]]:
@@ -185,8 +250,17 @@ def _read_labelmap(path: Path, labels: Optional[Dict[int, str]]) -> List[Tuple[s
         raise InputError(f"{path}: cannot read as an image ({exc})") from exc
     if image.GetNumberOfComponentsPerPixel() != 1 or image.GetDimension() != 3:
         raise InputError(f"{path}: expected a scalar 3D labelmap")
-    array = sitk.GetArrayFromImage(image)
-    present = sorted(int(v) for v in np.unique(array) if v != 0)
+    if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        values = sitk.GetArrayViewFromImage(image)
+        if not np.array_equal(values, np.round(values)) or values.min() < 0:
+            raise InputError(f"{path}: labelmap values must be non-negative integers")
+        image = sitk.Cast(image, sitk.sitkUInt32)
+    elif image.GetPixelID() in (sitk.sitkInt8, sitk.sitkInt16, sitk.sitkInt32, sitk.sitkInt64):
+        if sitk.GetArrayViewFromImage(image).min() < 0:
+            raise InputError(f"{path}: labelmap values must be non-negative integers")
+        image = sitk.Cast(image, sitk.sitkUInt32)
+    layer = _LabelLayer(image)
+    present = layer.present
     if labels is None:
         labels = {v: f"label_{v}" for v in present}
     out = []
@@ -194,9 +268,7 @@ def _read_labelmap(path: Path, labels: Optional[Dict[int, str]]) -> List[Tuple[s
         if value not in present:
             raise InputError(f"{path}: label {value} ('{name}') does not occur in the labelmap; "
                              f"labels present: {present}")
-        mask = sitk.GetImageFromArray((array == value).astype(np.uint8))
-        mask.CopyInformation(image)
-        out.append((name, mask, None))
+        out.append((name, layer.mask(value), None))
     return out
 
 
@@ -222,15 +294,9 @@ def _is_dicom(path: Path) -> bool:
         return False
 
 
-def load_segmentation(path: Union[str, Path], reference_image: sitk.Image, labels: LabelsArg = None,
-                      *, fractional: bool = False, canonical_names: bool = True) -> Segmentation:
-    """Read a segmentation file and put its segments on ``reference_image``'s grid.
-
-    ``labels`` selects/names labelmap values (ignored for .seg.nrrd and DICOM SEG, which carry
-    names). With ``canonical_names`` TotalSegmentator/Slicer spellings become pipeline names
-    (``kidney_left``...). Raises InputError for unreadable files, unknown labels and empty
-    segments, GeometryError when a segment does not overlap the reference image.
-    """
+def read_segments(path: Union[str, Path], labels: LabelsArg = None
+                  ) -> List[Tuple[str, sitk.Image, Optional[Tuple[float, float, float]]]]:
+    """(name, mask image on the file's own grid (cut to the segment), colour) for each segment."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"segmentation file {path} does not exist")
@@ -240,10 +306,27 @@ def load_segmentation(path: Union[str, Path], reference_image: sitk.Image, label
         segments = _read_seg_nrrd(path)
         if not segments:
             raise InputError(f"{path}: no Segment0_Name field; expected a Slicer .seg.nrrd")
-    elif _is_dicom(path):
-        segments = _read_dicom_seg(path)
-    else:
-        segments = _read_labelmap(path, parsed)
+        return segments
+    if _is_dicom(path):
+        return _read_dicom_seg(path)
+    return _read_labelmap(path, parsed)
+
+
+def load_segmentation(path: Union[str, Path], reference_image: sitk.Image, labels: LabelsArg = None,
+                      *, fractional: bool = False, canonical_names: bool = True,
+                      segments: Optional[List[Tuple[str, sitk.Image, Optional[Tuple[float, float, float]]]]] = None
+                      ) -> Segmentation:
+    """Read a segmentation file and put its segments on ``reference_image``'s grid.
+
+    ``labels`` selects/names labelmap values (ignored for .seg.nrrd and DICOM SEG, which carry
+    names). With ``canonical_names`` TotalSegmentator/Slicer spellings become pipeline names
+    (``kidney_left``...). Raises InputError for unreadable files, unknown labels and empty
+    segments, GeometryError when a segment does not overlap the reference image. ``segments``
+    (from :func:`read_segments`) avoids reading the same file again for another grid.
+    """
+    path = Path(path)
+    if segments is None:
+        segments = read_segments(path, labels)
     result = Segmentation(reference_image, source=str(path))
     for name, mask_image, color in segments:
         if not np.any(sitk.GetArrayViewFromImage(mask_image)):
