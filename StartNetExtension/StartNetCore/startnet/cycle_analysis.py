@@ -220,12 +220,14 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
         registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings)
     recovery = RecoveryModel.shipped() if pvc != "none" else None
     structures = _without_empty(structures, activities, warnings)
+    if progress is not None:
+        progress.stage("kinetics", "fitting time-activity curves per structure and per voxel")
     fits: Dict[str, Any] = {}
     for name in structures.masks:
         fits[name] = fit_tac(times, activities[name], structure=name)
         warnings += [f"{name}: {w}" for w in fits[name].warnings]
     if progress is not None:
-        progress.update(0.4, "per-voxel fits")
+        progress.update(0.3, "per-voxel fits")
 
     body = _body_mask(ct_grid, stack)
     labels = np.zeros(stack.shape[1:], np.int32)

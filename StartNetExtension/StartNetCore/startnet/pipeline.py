@@ -30,8 +30,8 @@ from startnet.structures import Structures, automatic_structures, structures_fro
 
 LOG = logging.getLogger(__name__)
 METHODS = ("led", "vsv", "vsv-density")
-STAGES = (("load", 30.0), ("register", 15.0), ("segment", 8.0), ("kinetics", 12.0), ("dose", 12.0),
-          ("results", 3.0), ("outputs", 20.0))
+STAGES = (("load", 30.0), ("register", 15.0), ("segment", 8.0), ("quantify", 8.0), ("kinetics", 10.0),
+          ("dose", 6.0), ("results", 3.0), ("outputs", 20.0))
 
 
 @dataclass
@@ -194,7 +194,7 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     else:
         structures = automatic_structures(registered.ct_hu, registered.reference_grid)
 
-    progress.stage("kinetics", "fitting time-activity curves")
+    progress.stage("quantify", "CT density and partial-volume corrected activities")
     analysis = analyse_structures(registered, structures, method=options.method,
                                   pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress)
     structures = analysis.structures

@@ -71,6 +71,26 @@ def overlapping(fractions: Mapping[str, np.ndarray], tolerance: float = 0.05) ->
     return bool(np.any(total > 1.0 + tolerance))
 
 
+def _voi_and_ring(mask: np.ndarray, spacing_zyx_mm, reach_mm: float, ring_from_mm: float):
+    """Voxels within ``reach_mm`` of the mask (VOI) and those of them beyond ``ring_from_mm`` (ring).
+
+    The distance transform runs on the mask's bounding box grown by the reach only.
+    """
+    voi = np.zeros(mask.shape, bool)
+    ring = np.zeros(mask.shape, bool)
+    where = np.argwhere(mask)
+    if where.size == 0:
+        return voi, ring
+    margin = [int(np.ceil(reach_mm / s)) + 1 for s in spacing_zyx_mm]
+    low = np.maximum(where.min(axis=0) - margin, 0)
+    high = np.minimum(where.max(axis=0) + 1 + np.array(margin), mask.shape)
+    window = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+    distance = ndimage.distance_transform_edt(~mask[window], sampling=spacing_zyx_mm)
+    voi[window] = distance <= reach_mm
+    ring[window] = voi[window] & (distance > ring_from_mm)
+    return voi, ring
+
+
 def _blur(array: np.ndarray, sigma_voxels) -> np.ndarray:
     return ndimage.gaussian_filter(array.astype(np.float32), sigma=sigma_voxels, mode="constant", truncate=3.0)
 
@@ -104,14 +124,12 @@ def gtm_activities(images_bqml: List[np.ndarray], fractions: Mapping[str, np.nda
     concentration = {name: np.zeros(len(images_bqml)) for name in names}
     vois = []
     if enlarged_voi_fwhm > 0:
-        distances_mm = [ndimage.distance_transform_edt(~(m > 0), sampling=spacing_zyx_mm) for m in maps]
-        vois = [d <= enlarged_voi_fwhm * psf_fwhm_mm for d in distances_mm]
-        # share of each region's blurred indicator that lands in each VOI
-        captured = np.array([[float(blurred[j][vois[i]].sum(dtype=np.float64)) for j in range(n)] for i in range(n)])
+        reach_mm = enlarged_voi_fwhm * psf_fwhm_mm
         # outer ring, more than one FWHM from the outline: a structure's own spill-out hardly reaches it
         # (whatever its inner distribution), a neighbour's spill-in does
-        rings = [voi & (d > psf_fwhm_mm) for voi, d in zip(vois, distances_mm)]
-        del distances_mm
+        vois, rings = zip(*(_voi_and_ring(m > 0, spacing_zyx_mm, reach_mm, psf_fwhm_mm) for m in maps))
+        # share of each region's blurred indicator that lands in each VOI
+        captured = np.array([[float(blurred[j][vois[i]].sum(dtype=np.float64)) for j in range(n)] for i in range(n)])
         ring_captured = np.array([[float(blurred[j][rings[i]].sum(dtype=np.float64)) for j in range(n)]
                                   for i in range(n)])
     use_voi = {name: bool(vois) and name != BACKGROUND for name in names}

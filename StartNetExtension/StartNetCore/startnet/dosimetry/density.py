@@ -58,9 +58,10 @@ def density_on_grid(ct_image: sitk.Image, reference: sitk.Image,
                     outside_density_g_per_ml: float = 0.0012) -> np.ndarray:
     """Mean mass density per voxel of ``reference`` (e.g. the SPECT/TIA grid), (z, y, x) float32.
 
-    The CT is converted to density on its own grid, then resampled (linear) onto a grid that
-    subdivides every reference voxel into k_x * k_y * k_z sub-voxels no larger than the CT
-    voxels, and averaged per reference voxel: the mean density of the CT inside each SPECT voxel.
+    The CT is converted to density on its own grid (box-averaged by whole factors when it is more
+    than twice as fine as the reference), then resampled (linear) onto a grid that subdivides every
+    reference voxel into k_x * k_y * k_z sub-voxels no larger than those CT voxels, and averaged per
+    reference voxel: the mean density of the CT inside each SPECT voxel.
     Reference voxels outside the CT get ``outside_density_g_per_ml`` (air).
     """
     if ct_image.GetDimension() != 3 or reference.GetDimension() != 3:
@@ -68,7 +69,13 @@ def density_on_grid(ct_image: sitk.Image, reference: sitk.Image,
     density = sitk.GetImageFromArray(hu_to_density_g_per_ml(sitk.GetArrayViewFromImage(ct_image)))
     density.CopyInformation(ct_image)
     ref_spacing = np.array(reference.GetSpacing())
-    factors = np.maximum(1, np.ceil(ref_spacing / np.array(ct_image.GetSpacing()) - 1e-6)).astype(int)
+    # A CT much finer than the reference is first box-averaged on its own grid by whole factors up to
+    # half the reference voxel (exact means, one pass), so the sub-voxel resampling below needs only
+    # 2-3 samples per axis instead of one per CT voxel (clinical CT -> 4.8 mm SPECT: about 4x faster).
+    shrink = np.maximum(1, np.floor(ref_spacing / (2.0 * np.array(ct_image.GetSpacing())) + 1e-6)).astype(int)
+    if np.any(shrink > 1):
+        density = sitk.BinShrink(density, [int(v) for v in shrink])
+    factors = np.maximum(1, np.ceil(ref_spacing / np.array(density.GetSpacing()) - 1e-6)).astype(int)
     fine_spacing = ref_spacing / factors
     direction = np.array(reference.GetDirection()).reshape(3, 3)
     # origin of the first sub-voxel centre: shift by half a reference voxel minus half a sub-voxel
