@@ -161,3 +161,11 @@ def test_scene_writes_mrb_with_all_nodes(scene, tmp_path):
     assert any(n.endswith(".seg.nrrd") for n in names)
     assert any(n.endswith(".tsv") or n.endswith(".csv") for n in names)
     assert any(n.endswith(".h5") or n.endswith(".tfm") or n.endswith(".txt") for n in names)
+
+
+def test_scene_writes_mrb_to_a_relative_path(scene, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    sitk_to_volume(scene, _oblique_image(), "ct")
+    path = mrml_scene.save_mrb(scene, "out/scene.mrb")
+    assert path.is_absolute() and (tmp_path / "out" / "scene.mrb").stat().st_size > 0

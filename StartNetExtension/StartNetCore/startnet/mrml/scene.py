@@ -20,7 +20,7 @@ def new_scene():
 
 def save_mrb(scene, path) -> Path:
     """Write the scene with all its data into a Medical Reality Bundle (.mrb) file."""
-    path = Path(path)
+    path = Path(path).resolve()  # Slicer writes the bundle only to a full path
     if path.suffix.lower() != ".mrb":
         raise OutputError(f"{path}: a Slicer scene bundle must end in .mrb")
     if not path.parent.is_dir():
