@@ -164,3 +164,17 @@ def test_single_time_point_falls_back_and_says_so(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["structures"]["kidney_left"]["fit_model"] in ("haenscheid", "madsen")
     assert any("one time point" in w for w in results["warnings"])
+
+
+def test_its_own_dicom_seg_can_drive_the_next_run(run_output, phantom_cycle, tmp_path):
+    out, _, truth = run_output
+    _, files = phantom_cycle
+    again = tmp_path / "again"
+    result = startnet("run", files.dicom_dir, "--out", again, "--segmentation", out / "seg.dcm", "--quiet")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((again / "results.json").read_text())
+    assert not any("overlap" in w for w in results["warnings"])  # the exported segments share no voxel
+    truth_mass = {k: truth["structures"][k]["mass_g"] for k in ("kidney_left", "kidney_right")}
+    truth_kidneys = sum(truth["structures"][k]["mean_dose_gy"] * m for k, m in truth_mass.items()) / sum(
+        truth_mass.values())
+    assert abs(results["kidneys_mean_gy"] / truth_kidneys - 1.0) <= 0.05

@@ -99,3 +99,24 @@ def test_kidney_summary_is_mass_weighted():
     assert summary["kidneys_bed_gy"] == pytest.approx(3.125)
     assert summary["kidneys_uncertainty_pct"] == pytest.approx(100 * 0.25 / 2.5)
     assert kidneys_summary({"liver": structures["liver"]})["kidneys_mean_gy"] is None
+
+
+def test_voxels_claimed_twice_go_to_one_structure():
+    from collections import OrderedDict
+
+    from startnet.structures import resolve_contested_voxels
+
+    body = np.ones((4, 4, 4), bool)
+    kidney = np.zeros_like(body)
+    kidney[1:3, 1:3, 1:3] = True
+    fractions = {"body": np.where(kidney, 0.5, 1.0).astype(np.float32), "kidney": np.where(kidney, 0.5, 0.0)}
+    fractions["kidney"] = fractions["kidney"].astype(np.float32)
+    fractions["body"][1, 1, 1], fractions["kidney"][1, 1, 1] = 0.25, 0.75
+    resolved = resolve_contested_voxels(OrderedDict(body=body, kidney=kidney), fractions)
+    assert not np.any(resolved["body"] & resolved["kidney"])
+    assert resolved["kidney"].sum() == kidney.sum()  # ties and the larger share go to the smaller structure
+    # a genuine sub-region (a cortex inside its kidney) is left overlapping
+    cortex = kidney.copy()
+    cortex[1, 1, 1] = False
+    kept = resolve_contested_voxels(OrderedDict(kidney=kidney, cortex=cortex), {})
+    assert np.array_equal(kept["cortex"], cortex) and np.array_equal(kept["kidney"], kidney)

@@ -135,7 +135,7 @@ PVC_METHODS = ("gtm", "rc", "none")
 def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc: str, psf_fwhm_mm: float,
                          warnings: List[str]):
     """(activity MBq per structure and time point, recovery per structure, description, method per structure)."""
-    from startnet.quantification import gtm_activities, overlapping
+    from startnet.quantification import gtm_activities, normalised, overlapping
 
     grid = registered.reference_grid
     spacing_zyx = tuple(reversed(grid.GetSpacing()))
@@ -145,6 +145,7 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
                         "recovery coefficients instead of the transfer matrix")
         pvc = "rc"
     if pvc == "gtm":
+        fractions = normalised(fractions)
         body = None if ct_grid is None else _body_fraction(registered.ct_hu, grid)
         images = [sitk.GetArrayViewFromImage(im).astype(np.float32) for im in registered.activity_bqml]
         gtm = gtm_activities(images, fractions, spacing_zyx, psf_fwhm_mm, body)

@@ -63,12 +63,31 @@ class GtmResult:
     method: Dict[str, str] = field(default_factory=dict)  # per structure: "enlarged VOI" or "GTM"
 
 
-def overlapping(fractions: Mapping[str, np.ndarray], tolerance: float = 0.05) -> bool:
-    """True when structures share voxels beyond ``tolerance`` (sum of fractions above 1)."""
+def overlapping(fractions: Mapping[str, np.ndarray], tolerance: float = 0.05,
+                max_shared_share: float = 0.02) -> bool:
+    """True when a structure shares more than ``max_shared_share`` of its volume with others.
+
+    Voxels whose fractions sum above 1 + ``tolerance`` are shared. A few shared border voxels
+    (two masks both claiming a voxel split half and half, e.g. after a round trip through a
+    binary DICOM SEG) are not an overlap: :func:`normalised` splits them. A kidney and its
+    cortex are.
+    """
     total = np.zeros(next(iter(fractions.values())).shape, np.float32)
     for fraction in fractions.values():
         total += fraction
-    return bool(np.any(total > 1.0 + tolerance))
+    shared = total > 1.0 + tolerance
+    if not shared.any():
+        return False
+    return any(float(f[shared].sum()) > max_shared_share * float(f.sum()) for f in fractions.values() if f.sum() > 0)
+
+
+def normalised(fractions: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Fractions scaled down where they sum above 1, so every voxel is shared out at most once."""
+    total = np.zeros(next(iter(fractions.values())).shape, np.float32)
+    for fraction in fractions.values():
+        total += fraction
+    scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-12), 1.0).astype(np.float32)
+    return {name: np.asarray(fraction, np.float32) * scale for name, fraction in fractions.items()}
 
 
 def _voi_and_ring(mask: np.ndarray, spacing_zyx_mm, reach_mm: float, ring_from_mm: float):

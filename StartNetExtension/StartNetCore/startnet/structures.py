@@ -74,6 +74,38 @@ def _read_labels(labels_path: Optional[str]) -> Optional[Dict[int, str]]:
     return labels
 
 
+def resolve_contested_voxels(masks: OrderedDict[str, np.ndarray], fractions: Dict[str, np.ndarray]
+                             ) -> OrderedDict[str, np.ndarray]:
+    """Give a SPECT voxel claimed by several (majority) masks to one structure only.
+
+    A voxel split half and half between two structures is in both majority masks; it goes to the
+    structure with the larger share, on a tie to the smaller structure (a kidney before the body
+    remainder). Structures that genuinely overlap (a kidney and its cortex) are left as they are.
+    """
+    from startnet.quantification import overlapping
+
+    shares = OrderedDict((n, fractions.get(n, m.astype(np.float32))) for n, m in masks.items())
+    if len(masks) < 2 or overlapping(shares):
+        return masks
+    names = list(masks)
+    claims = np.sum([masks[n] for n in names], axis=0)
+    contested = claims > 1
+    if not contested.any():
+        return masks
+    sizes = np.array([float(shares[n].sum()) for n in names])
+    stacked = np.stack([np.where(masks[n][contested], shares[n][contested], -1.0) for n in names])
+    # largest share wins; among equal shares the smallest structure (tiny offset by size rank)
+    rank = np.argsort(np.argsort(sizes))
+    stacked = stacked - 1e-6 * rank[:, None]
+    winner = np.argmax(stacked, axis=0)
+    resolved = OrderedDict()
+    for index, name in enumerate(names):
+        mask = masks[name].copy()
+        mask[contested] = winner == index
+        resolved[name] = mask
+    return resolved
+
+
 def ct_masses_g(path: str, ct_hu: sitk.Image, labels, segments=None) -> Dict[str, float]:
     """Mass of each segment from the CT at the CT's own resolution (density from HU)."""
     from startnet.dosimetry import hu_to_density_g_per_ml
@@ -113,6 +145,7 @@ def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional
     colours = dict(segmentation.colors)
     fractions = {name: np.asarray(segmentation.fractions[name], np.float32)
                  for name in masks if name in segmentation.fractions}
+    masks = resolve_contested_voxels(masks, fractions)
     masses = {}
     if ct_hu is not None:
         masses = {name: mass for name, mass in ct_masses_g(path, ct_hu, labels, segments).items()
