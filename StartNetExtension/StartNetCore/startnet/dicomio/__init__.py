@@ -42,8 +42,24 @@ pydicom's per-value conversion for speed (``rawattr``). Every bad input raises
 
 from __future__ import annotations
 
-from startnet.dicomio.discovery import classify, discover
-from startnet.dicomio.loader import load_cycle
-from startnet.dicomio.model import Cycle, Discovery, Overrides, SeriesInfo, Timepoint
+import importlib
+
+_EXPORTS = {
+    "classify": "startnet.dicomio.discovery",
+    "discover": "startnet.dicomio.discovery",
+    "load_cycle": "startnet.dicomio.loader",
+    "Cycle": "startnet.dicomio.model",
+    "Discovery": "startnet.dicomio.model",
+    "Overrides": "startnet.dicomio.model",
+    "SeriesInfo": "startnet.dicomio.model",
+    "Timepoint": "startnet.dicomio.model",
+}
 
 __all__ = ["Cycle", "Discovery", "Overrides", "SeriesInfo", "Timepoint", "classify", "discover", "load_cycle"]
+
+
+def __getattr__(name):
+    # imported on first use, so that ``startnet --help`` and other commands start quickly
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

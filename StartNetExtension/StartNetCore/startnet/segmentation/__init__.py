@@ -22,22 +22,27 @@ GeometryError for a seed outside the image or a segmentation that does not overl
 
 from __future__ import annotations
 
-from startnet.segmentation.auto import KidneySeedProposal, find_kidney_seeds
-from startnet.segmentation.compare import SegmentComparison, compare_segmentations, format_table
-from startnet.segmentation.container import Segmentation, canonical_name
-from startnet.segmentation.io import load_segmentation, resample_mask
-from startnet.segmentation.recovery import (
-    RecoveryCurve,
-    load_recovery_curves,
-    recovery_coefficient,
-    sphere_recovery_coefficient,
-)
-from startnet.segmentation.seeded import (
-    SeededSegmentation,
-    segment_kidney_from_seed,
-    segment_organ_from_seed,
-    segment_tumour_from_seed,
-)
+import importlib
+
+_EXPORTS = {
+    "KidneySeedProposal": "startnet.segmentation.auto",
+    "find_kidney_seeds": "startnet.segmentation.auto",
+    "SegmentComparison": "startnet.segmentation.compare",
+    "compare_segmentations": "startnet.segmentation.compare",
+    "format_table": "startnet.segmentation.compare",
+    "Segmentation": "startnet.segmentation.container",
+    "canonical_name": "startnet.segmentation.container",
+    "load_segmentation": "startnet.segmentation.io",
+    "resample_mask": "startnet.segmentation.io",
+    "RecoveryCurve": "startnet.segmentation.recovery",
+    "load_recovery_curves": "startnet.segmentation.recovery",
+    "recovery_coefficient": "startnet.segmentation.recovery",
+    "sphere_recovery_coefficient": "startnet.segmentation.recovery",
+    "SeededSegmentation": "startnet.segmentation.seeded",
+    "segment_kidney_from_seed": "startnet.segmentation.seeded",
+    "segment_organ_from_seed": "startnet.segmentation.seeded",
+    "segment_tumour_from_seed": "startnet.segmentation.seeded",
+}
 
 __all__ = [
     "KidneySeedProposal",
@@ -58,3 +63,10 @@ __all__ = [
     "segment_tumour_from_seed",
     "sphere_recovery_coefficient",
 ]
+
+
+def __getattr__(name):
+    # imported on first use, so that ``startnet --help`` and other commands start quickly
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
