@@ -60,37 +60,14 @@ def bed_parameters_for(name: str) -> Tuple[float, float]:
     return BED_PARAMETERS[-1][1:]
 
 
-class RecoveryModel:
-    """Recovery coefficient vs volume (the shipped camera curve) with what GUM propagation needs.
+def shipped_recovery_curve(camera: str = "default"):
+    """The camera's recovery curve shipped in the package (RC vs volume, with its relative SD)."""
+    from startnet.segmentation import load_recovery_curves
 
-    ``rel_sd_params`` is the relative standard uncertainty claimed for the curve itself; the
-    shipped curve is derived from blurred spheres, not measured on this camera, so 5 % is assumed
-    and recorded. ``dln_rc_dln_v`` (sensitivity of RC to the volume) is taken numerically.
-    """
-
-    def __init__(self, curve, rel_sd: float = 0.05):
-        self.curve = curve
-        self.rel_sd = rel_sd
-        self.source = f"{curve.camera}: {curve.description} (relative SD {100 * rel_sd:g} % assumed)"
-
-    @classmethod
-    def shipped(cls, camera: str = "default") -> RecoveryModel:
-        from startnet.segmentation import load_recovery_curves
-
-        curves = load_recovery_curves()
-        if camera not in curves:
-            raise InputError(f"no recovery curve for camera '{camera}'; available: {sorted(curves)}")
-        return cls(curves[camera])
-
-    def rc(self, volume_ml: float) -> float:
-        return self.curve.rc(volume_ml)
-
-    def rel_sd_params(self, volume_ml: float) -> float:
-        return self.rel_sd
-
-    def dln_rc_dln_v(self, volume_ml: float) -> float:
-        step = 1.05
-        return math.log(self.rc(volume_ml * step) / self.rc(volume_ml / step)) / (2.0 * math.log(step))
+    curves = load_recovery_curves()
+    if camera not in curves:
+        raise InputError(f"no recovery curve for camera '{camera}'; available: {sorted(curves)}")
+    return curves[camera]
 
 
 @dataclass
@@ -153,7 +130,7 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
         return (gtm.activity_mbq, gtm.apparent_recovery,
                 f"geometric transfer matrix (PSF {psf_fwhm_mm:g} mm FWHM); activity in VOIs enlarged by 1.5 FWHM "
                 "minus spill-in where the model explains the surrounding counts", gtm.method)
-    recovery = RecoveryModel.shipped() if pvc == "rc" else None
+    recovery = shipped_recovery_curve() if pvc == "rc" else None
     voxel_ml = float(np.prod(grid.GetSpacing())) / 1000.0
     activities, rc_values = {}, {}
     for name, mask in structures.masks.items():
@@ -219,7 +196,7 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
         raise InputError(f"partial-volume correction {pvc!r}: expected one of {', '.join(PVC_METHODS)}")
     activities, rc_values, pvc_used, pvc_methods = structure_activities(
         registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings)
-    recovery = RecoveryModel.shipped() if pvc != "none" else None
+    recovery = shipped_recovery_curve() if pvc != "none" else None
     structures = _without_empty(structures, activities, warnings)
     if progress is not None:
         progress.stage("kinetics", "fitting time-activity curves per structure and per voxel")

@@ -63,6 +63,8 @@ class RecoveryCurve:
     volumes_ml: Tuple[float, ...]
     recovery_coefficients: Tuple[float, ...]
     description: str = ""
+    # relative standard uncertainty of the curve's values (GUM input); 5 % assumed for a derived curve
+    rel_sd: float = 0.05
 
     def __post_init__(self) -> None:
         v, rc = np.asarray(self.volumes_ml, float), np.asarray(self.recovery_coefficients, float)
@@ -78,9 +80,22 @@ class RecoveryCurve:
             raise InputError(f"recovery curve '{self.camera}': volume must be positive, got {volume_ml}")
         return float(np.interp(math.log(volume_ml), np.log(self.volumes_ml), self.recovery_coefficients))
 
+    def rel_sd_params(self, volume_ml: float) -> float:
+        """Relative standard uncertainty of RC(volume) from the curve itself (GUM input)."""
+        return self.rel_sd
+
+    def dln_rc_dln_v(self, volume_ml: float) -> float:
+        """Sensitivity of RC to the volume, d ln RC / d ln V (numerical, +-5 %)."""
+        step = 1.05
+        return math.log(self.rc(volume_ml * step) / self.rc(volume_ml / step)) / (2.0 * math.log(step))
+
+    @property
+    def source(self) -> str:
+        return f"{self.camera}: {self.description} (relative SD {100 * self.rel_sd:g} %)"
+
     def to_dict(self) -> Dict[str, object]:
         return {"volumes_ml": list(self.volumes_ml), "recovery_coefficients": list(self.recovery_coefficients),
-                "description": self.description}
+                "description": self.description, "rel_sd": self.rel_sd}
 
 
 def derive_sphere_curve(camera: str, psf_fwhm_mm: float,
@@ -104,7 +119,8 @@ def load_recovery_curves(path: Path = CURVES_PATH) -> Dict[str, RecoveryCurve]:
         payload = json.loads(Path(path).read_text())
         curves = payload["curves"]
         return {name: RecoveryCurve(name, tuple(c["volumes_ml"]), tuple(c["recovery_coefficients"]),
-                                    c.get("description", "")) for name, c in curves.items()}
+                                    c.get("description", ""), float(c.get("rel_sd", 0.05)))
+                for name, c in curves.items()}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"recovery curve file {path}: cannot read ({type(exc).__name__}: {exc}); "
                          "expected {'curves': {name: {volumes_ml, recovery_coefficients}}}") from exc
