@@ -20,6 +20,7 @@ from startnet.errors import StartNetError
 # Modules providing ``register(subparsers)``; order is the order shown in ``--help``.
 COMMAND_MODULES = [
     "startnet.pipeline_cli",
+    "startnet.accumulate",
     "startnet.phantom.cli",
     "startnet.dicomio.cli",
     "startnet.segmentation.cli",

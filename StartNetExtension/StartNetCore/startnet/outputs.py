@@ -23,6 +23,7 @@ from startnet.errors import OutputError
 
 LOG = logging.getLogger(__name__)
 STAGING_PREFIX = ".startnet-staging-"
+CT_ON_DOSE_GRID = "ct_on_dose_grid.nrrd"
 
 
 def prepare_output_dir(out_dir: str) -> Path:
@@ -83,8 +84,10 @@ def write_outputs(result, options, staging: Path, progress=None) -> Dict[str, st
     analysis, registered, structures = result.analysis, result.registered, result.structures
     names: List[str] = []
     try:
-        for name, image in (("dose.nrrd", analysis.dose_gy), ("tia.nrrd", analysis.tia_mbq_h),
-                            ("bed.nrrd", analysis.bed_gy)):
+        maps = [("dose.nrrd", analysis.dose_gy), ("tia.nrrd", analysis.tia_mbq_h), ("bed.nrrd", analysis.bed_gy)]
+        if analysis.ct_hu_on_grid is not None:  # lets later cycles be registered to this one (startnet accumulate)
+            maps.append((CT_ON_DOSE_GRID, analysis.ct_hu_on_grid))
+        for name, image in maps:
             sitk.WriteImage(image, str(staging / name), True)
             names.append(name)
         _progress(progress, 0.15, "RT Dose and DICOM SEG")
