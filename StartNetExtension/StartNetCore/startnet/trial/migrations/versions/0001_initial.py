@@ -112,7 +112,8 @@ def _append_only(table: str) -> None:
             f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
         )
     else:
-        raise NotImplementedError(f"append-only trigger for dialect {dialect}")
+        raise RuntimeError(f"{table}: no append-only trigger for dialect {dialect}; only sqlite and postgresql "
+                           "are supported (startnet.trial.db.normalise_url refuses others)")
 
 
 def downgrade() -> None:

@@ -43,7 +43,8 @@ def upgrade() -> None:
         op.execute("CREATE TRIGGER cycle_versions_immutable BEFORE UPDATE OR DELETE ON cycle_versions "
                    "FOR EACH ROW EXECUTE FUNCTION cycle_versions_immutable()")
     else:
-        raise NotImplementedError(f"immutability trigger for dialect {dialect}")
+        raise RuntimeError(f"cycle_versions: no immutability trigger for dialect {dialect}; only sqlite and "
+                           "postgresql are supported (startnet.trial.db.normalise_url refuses others)")
 
 
 def downgrade() -> None:
