@@ -50,21 +50,11 @@ def _commit(staging: Path, out: Path, names: List[str]) -> Dict[str, str]:
     return files
 
 
-def reference_ct_files(input_dir: str, ct_series_uid: Optional[str]) -> List[str]:
-    """Paths of the reference CT series' files (headers only are read)."""
-    if not ct_series_uid:
+def series_files(discovery, series_uid: Optional[str]) -> List[str]:
+    """Files of one input series, as discovery found them (no second walk of the input folder)."""
+    if discovery is None or not series_uid:
         return []
-    found = []
-    for root, _dirs, names in os.walk(input_dir):
-        for name in names:
-            path = os.path.join(root, name)
-            try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
-            except Exception:  # noqa: BLE001 - non-DICOM files are simply not part of the series
-                continue
-            if getattr(ds, "SeriesInstanceUID", None) == ct_series_uid:
-                found.append(path)
-    return sorted(found)
+    return sorted(next((s.files for s in discovery.series if s.series_uid == series_uid), []))
 
 
 def _reference_dataset(ct_files: List[str], cycle, timepoint) -> Dict[str, object]:
@@ -92,7 +82,7 @@ def write_outputs(result, options, staging: Path, progress=None) -> Dict[str, st
             names.append(name)
         _progress(progress, 0.15, "RT Dose and DICOM SEG")
         reference_tp = registered.cycle.timepoints[registered.reference_index]
-        ct_files = reference_ct_files(options.input_dir, reference_tp.ct_series_uid)
+        ct_files = series_files(result.discovery, reference_tp.ct_series_uid)
         from startnet.report.rtdose import write_rtdose
 
         write_rtdose(analysis.dose_gy, staging / "rtdose.dcm",

@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from startnet import __version__
 from startnet.about import environment_report
 from startnet.cycle_analysis import StructureAnalysis, analyse_structures, kidneys_summary
-from startnet.dicomio import Cycle, Overrides, load_cycle
+from startnet.dicomio import Cycle, Discovery, Overrides, discover, load_cycle
 from startnet.errors import InputError
 from startnet.progress import Progress, ProgressCallback
 from startnet.structures import Structures, automatic_structures, structures_from_file
@@ -102,6 +102,7 @@ class CycleResult:
     analysis: StructureAnalysis
     files: Dict[str, str] = field(default_factory=dict)
     trial_status: Optional[Dict[str, Any]] = None
+    discovery: Optional[Discovery] = None  # the input's series and their files, read once
 
 
 def choose_reference(times_h, requested: Optional[int]) -> int:
@@ -180,7 +181,8 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     overrides = Overrides(injection_datetime=options.injection_datetime,
                           injected_activity_mbq=options.injected_activity_mbq,
                           calibration_cps_per_mbq=options.calibration_cps_per_mbq)
-    cycle = load_cycle(options.input_dir, overrides=overrides)
+    discovery = discover(options.input_dir)
+    cycle = load_cycle(options.input_dir, overrides=overrides, discovery=discovery)
     reference_index = choose_reference([tp.hours_post_injection for tp in cycle.timepoints],
                                        options.reference_timepoint)
 
@@ -213,7 +215,7 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
         results["warnings"] += [f"trial record: {w}" for w in trial_warnings]
 
     progress.stage("outputs", "writing results, exports, scene and report")
-    result = CycleResult(results, registered, structures, analysis, trial_status=trial_status)
+    result = CycleResult(results, registered, structures, analysis, trial_status=trial_status, discovery=discovery)
     result.files = write_outputs(result, options, staging, progress)
     progress.done()
     results["provenance"]["timings_s"] = {k: round(v, 3) for k, v in progress.timings_s.items()}
