@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Optional
 
 from startnet.errors import InputError, OutputError
 from startnet.mrml.cycle_scene import add_cycle_nodes
+from startnet.mrml.plots import add_chart, add_series
 from startnet.mrml.tables import table_from_records
 
 
@@ -87,8 +88,9 @@ class DosimetrySceneLogic:
 
         analysis, times = result.analysis, result.registered.times_h
         fit_times = np.linspace(0.0, float(max(times)) * 1.25, 100)
-        tac_chart = self._chart("Time-activity curves", "hours after injection", "MBq")
-        dvh_chart = self._chart("Cumulative DVH", "Gy", "volume fraction")
+        tac_chart = add_chart(self.scene, "Time-activity curves", "Time-activity curves", "hours after injection",
+                              "MBq")
+        dvh_chart = add_chart(self.scene, "Cumulative DVH", "Cumulative DVH", "Gy", "volume fraction")
         for name, fit in analysis.fits.items():
             measured = table_from_records(self.scene, [{"t_h": float(t), "activity_mbq": float(a)}
                                                        for t, a in zip(times, analysis.activity_mbq[name])],
@@ -96,34 +98,14 @@ class DosimetrySceneLogic:
             fitted = table_from_records(self.scene, [{"t_h": float(t), "activity_mbq": float(a)}
                                                      for t, a in zip(fit_times, fit.evaluate(fit_times))],
                                         f"TAC {name} fit ({fit.model})")
-            self._series(tac_chart, measured, "t_h", "activity_mbq", f"{name} measured", line=False)
-            self._series(tac_chart, fitted, "t_h", "activity_mbq", f"{name} fit", line=True)
+            add_series(self.scene, tac_chart, measured, "t_h", "activity_mbq", f"{name} measured", line=False,
+                       marker="circle")
+            add_series(self.scene, tac_chart, fitted, "t_h", "activity_mbq", f"{name} fit", marker="none")
             dose, fraction = analysis.dvhs[name]
             dvh = table_from_records(self.scene, [{"dose_gy": float(d), "volume_fraction": float(v)}
                                                   for d, v in zip(dose, fraction)], f"DVH {name}")
-            self._series(dvh_chart, dvh, "dose_gy", "volume_fraction", name, line=True)
+            add_series(self.scene, dvh_chart, dvh, "dose_gy", "volume_fraction", name, marker="none")
         return {"tac_chart": tac_chart, "dvh_chart": dvh_chart}
-
-    def _chart(self, title: str, x_title: str, y_title: str):
-        chart = self.scene.AddNewNodeByClass("vtkMRMLPlotChartNode", title)
-        chart.SetTitle(title)
-        chart.SetXAxisTitle(x_title)
-        chart.SetYAxisTitle(y_title)
-        return chart
-
-    def _series(self, chart, table, x: str, y: str, name: str, *, line: bool):
-        series = self.scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
-        series.SetAndObserveTableNodeID(table.GetID())
-        series.SetXColumnName(x)
-        series.SetYColumnName(y)
-        series.SetPlotType(series.PlotTypeScatter)
-        if not line:
-            series.SetLineStyle(series.LineStyleNone)
-            series.SetMarkerStyle(series.MarkerStyleCircle)
-        else:
-            series.SetMarkerStyle(series.MarkerStyleNone)
-        chart.AddAndObservePlotSeriesNodeID(series.GetID())
-        return series
 
     def record_in_trial(self, db_url: str, patient_id: str, cycle: int) -> str:
         """Record the last run's kidney dose as this cycle; returns the next-cycle advice."""

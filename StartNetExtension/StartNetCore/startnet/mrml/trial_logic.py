@@ -9,6 +9,7 @@ import datetime as _dt
 from typing import Any, Dict, List, Optional, Tuple
 
 from startnet.errors import InputError
+from startnet.mrml.plots import add_chart, add_series
 from startnet.mrml.tables import table_from_records
 
 CYCLE_COLUMNS = ("cycle", "date", "activity_gbq", "kidney_gy", "kidney_left_gy", "kidney_right_gy",
@@ -110,30 +111,15 @@ class TrialSceneLogic:
                           + nxt["max_activity_gbq"] * nxt["planning_gy_per_gbq"]}]
         limit_rows = [{"cycle": c, "limit_gy": status["limit_gy"]} for c in (0, max(len(status["cycles"]) + 1, 1))]
         limit_table = self._add(patient_id, table_from_records(self.scene, limit_rows, "Kidney limit"))
-        chart = self._add(patient_id, self.scene.AddNewNodeByClass("vtkMRMLPlotChartNode",
-                                                                   f"Cumulative kidney dose {patient_id}"))
-        chart.SetTitle("Cumulative kidney absorbed dose")
-        chart.SetXAxisTitle("cycle")
-        chart.SetYAxisTitle("Gy")
+        chart = self._add(patient_id, add_chart(self.scene, f"Cumulative kidney dose {patient_id}",
+                                                "Cumulative kidney absorbed dose", "cycle", "Gy"))
         for name, source, column, colour in (("cumulative", table, "cumulative_kidney_gy", (0.85, 0.3, 0.1)),
                                              ("limit", limit_table, "limit_gy", (0.2, 0.2, 0.2))):
-            series = self._add(patient_id, self.scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name))
-            series.SetAndObserveTableNodeID(source.GetID())
-            series.SetXColumnName("cycle")
-            series.SetYColumnName(column)
-            series.SetPlotType(series.PlotTypeScatter)
-            series.SetColor(*colour)
-            chart.AddAndObservePlotSeriesNodeID(series.GetID())
+            self._add(patient_id, add_series(self.scene, chart, source, "cycle", column, name, colour=colour))
         if projected:
             projected_table = self._add(patient_id, table_from_records(self.scene, projected, "Projected next cycle"))
-            series = self._add(patient_id, self.scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode",
-                                                                        "projected next cycle"))
-            series.SetAndObserveTableNodeID(projected_table.GetID())
-            series.SetXColumnName("cycle")
-            series.SetYColumnName("projected_cumulative_gy")
-            series.SetPlotType(series.PlotTypeScatter)
-            series.SetMarkerStyle(series.MarkerStyleSquare)
-            chart.AddAndObservePlotSeriesNodeID(series.GetID())
+            self._add(patient_id, add_series(self.scene, chart, projected_table, "cycle", "projected_cumulative_gy",
+                                             "projected next cycle", marker="square"))
         return chart
 
     def record_cycle_from_results(self, db_url: str, patient_id: str, cycle: int, date: str, activity_gbq: float,
