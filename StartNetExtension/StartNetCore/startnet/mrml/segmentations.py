@@ -18,20 +18,7 @@ from vtk.util import numpy_support
 from startnet.errors import GeometryError, InputError
 from startnet.mrml.geometry import ImageGeometry
 from startnet.mrml.volumes import _vtk_matrix, sitk_to_volume
-
-DEFAULT_COLOURS: Dict[str, Tuple[float, float, float]] = {
-    "kidney_left": (0.85, 0.55, 0.20),
-    "kidney_right": (0.95, 0.75, 0.30),
-    "liver": (0.87, 0.51, 0.43),
-    "spleen": (0.62, 0.35, 0.60),
-    "bladder": (0.85, 0.80, 0.30),
-}
-_FALLBACK_COLOURS = [(0.90, 0.20, 0.20), (0.20, 0.60, 0.90), (0.30, 0.80, 0.30), (0.95, 0.45, 0.75),
-                     (0.55, 0.35, 0.90), (0.10, 0.75, 0.75)]
-
-
-def colour_for(name: str, index: int) -> Tuple[float, float, float]:
-    return DEFAULT_COLOURS.get(name, _FALLBACK_COLOURS[index % len(_FALLBACK_COLOURS)])
+from startnet.segmentation.container import default_colour
 
 
 def _segmentations_logic(scene):
@@ -91,7 +78,7 @@ def masks_to_segmentation(
             raise InputError(f"segmentation '{node.GetName()}' already has a segment named '{segment_name}'")
         segment = slicer.vtkSegment()
         segment.SetName(segment_name)
-        colour = (colours or {}).get(segment_name) or colour_for(segment_name, index)
+        colour = (colours or {}).get(segment_name) or default_colour(segment_name, index)
         segment.SetColor(*[float(c) for c in colour])
         segment.AddRepresentation(labelmap_name, _oriented_mask(mask.astype(bool), geometry))
         segmentation.AddSegment(segment, segment_name)

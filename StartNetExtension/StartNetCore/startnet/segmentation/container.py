@@ -46,6 +46,11 @@ def _palette(index: int) -> Tuple[float, float, float]:
     return tuple(float(c) for c in colorsys.hsv_to_rgb(hue, 0.65, 0.9))
 
 
+def default_colour(name: str, index: int) -> Tuple[float, float, float]:
+    """Display colour (RGB 0-1) of a structure: its usual colour, else the index-th palette colour."""
+    return DEFAULT_COLORS.get(name, _palette(index))
+
+
 @dataclass
 class Segmentation:
     """Ordered name -> boolean mask (z, y, x) on ``reference``'s grid, with colours."""
@@ -61,7 +66,7 @@ class Segmentation:
         for name, mask in list(self.masks.items()):
             self._check(name, mask, shape)
             self.masks[name] = np.asarray(mask, dtype=bool)
-            self.colors.setdefault(name, DEFAULT_COLORS.get(name, _palette(len(self.colors))))
+            self.colors.setdefault(name, default_colour(name, len(self.colors)))
 
     @property
     def shape(self) -> Tuple[int, int, int]:
