@@ -164,3 +164,15 @@ def test_inspect_states_the_dead_time_source(tmp_path, capsys):
     assert code == 0 and "rate per head from override: --count-rate-kcps 35" in out
     code = cli_main(["inspect", str(tmp_path), "--calibration-cps-per-mbq", "9"])
     assert code == 0 and "dead time not applied: no dead time given (--dead-time-s)" in capsys.readouterr().out
+
+
+def test_run_passes_dead_time_and_count_rate_through(tmp_path, capsys):
+    write_timepoint(tmp_path / "in", hours=4, with_projections=False)
+    args = ["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet",
+            "--calibration-cps-per-mbq", "9", "--dead-time-s", "4.6e-6"]
+    assert cli_main(args) == InputError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--count-rate-kcps" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):  # argparse refuses the value
+        cli_main([*args, "--count-rate-kcps", "0,3"])
+    assert "count rates must be > 0 kcps" in capsys.readouterr().err
