@@ -154,6 +154,59 @@ def write_nm_multiframe(path: str, stored_zyx: np.ndarray, origin_mm: Sequence[f
     return _save(ds, path)
 
 
+def write_nm_projections(path: str, counts_wdv: np.ndarray, *, acquisition: _dt.datetime, study_uid: str,
+                         view_ms: float = 20000, matrix: int = 4, patient_id: str = "P001",
+                         detector_vector: bool = True, counts_accumulated: Optional[int] = None,
+                         mutate: Optional[Callable[[Dataset], None]] = None) -> str:
+    """NM TOMO projections (ImageType ORIGINAL\\PRIMARY\\TOMO\\EMISSION), one multi-frame file.
+
+    ``counts_wdv[w, d, v]`` is the total count of window w, head d, view v, spread evenly over a
+    ``matrix`` x ``matrix`` frame (remainder in the first pixel); frames are ordered by Energy
+    Window Vector, Detector Vector, Rotation Vector, Angular View Vector (one rotation).
+    """
+    counts_wdv = np.asarray(counts_wdv, dtype=np.int64)
+    n_w, n_d, n_v = counts_wdv.shape
+    frames = np.zeros((n_w * n_d * n_v, matrix, matrix), dtype=np.uint16)
+    windows, detectors, views = [], [], []
+    k = 0
+    for w in range(n_w):
+        for d in range(n_d):
+            for v in range(n_v):
+                total = int(counts_wdv[w, d, v])
+                frames[k].fill(total // (matrix * matrix))
+                frames[k].flat[0] += total % (matrix * matrix)
+                windows.append(w + 1)
+                detectors.append(d + 1)
+                views.append(v + 1)
+                k += 1
+    ds = _base(NM_IMAGE, "NM", study_uid, generate_uid(), generate_uid(), patient_id, acquisition, None)
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "TOMO", "EMISSION"]
+    ds.PixelRepresentation = 0
+    ds.NumberOfFrames = frames.shape[0]
+    ds.Rows = ds.Columns = matrix
+    ds.PixelSpacing = ["4.8", "4.8"]
+    ds.NumberOfEnergyWindows = n_w
+    ds.NumberOfDetectors = n_d
+    ds.NumberOfRotations = 1
+    ds.EnergyWindowVector = windows
+    if detector_vector:
+        ds.DetectorVector = detectors
+    ds.RotationVector = [1] * len(views)
+    ds.AngularViewVector = views
+    ds.FrameIncrementPointer = [0x00540010, 0x00540020, 0x00540050, 0x00540090]
+    rotation = Dataset()
+    rotation.ActualFrameDuration = int(view_ms)
+    rotation.NumberOfFramesInRotation = n_v
+    ds.RotationInformationSequence = DicomSequence([rotation])
+    if counts_accumulated is not None:
+        ds.CountsAccumulated = int(counts_accumulated)
+    ds.SeriesDescription = "SPECT projections"
+    ds.PixelData = frames.tobytes()
+    if mutate is not None:
+        mutate(ds)
+    return _save(ds, path)
+
+
 def write_nm_single_frames(folder: str, stored_zyx: np.ndarray, origin_mm: Sequence[float],
                            spacing_mm: Sequence[float], *, acquisition: _dt.datetime,
                            injection: Optional[_dt.datetime], activity_bq: Optional[float] = 7.4e9,

@@ -131,19 +131,23 @@ def test_counts_duration_from_rotation_information_sequence(tmp_path):
 
 
 def test_paralysable_dead_time_correction(tmp_path):
-    vol = stored_volume() * 20  # ~1e5 cps observed
+    # The rate is the head's total-spectrum rate (here given with --count-rate-kcps), not the
+    # reconstructed image's sum: see test_dicomio_deadtime.py for the projections and the error paths.
+    vol = stored_volume() * 20
     tau = 4.6e-6
+    observed = 35_000.0  # cps per head
     f.spect_and_ct(str(tmp_path), vol, acquisition=INJ + dt.timedelta(hours=4), injection=INJ, units="CNTS",
                    rescale_slope=None, frame_duration_ms=600_000)
     plain = load_cycle(str(tmp_path), Overrides(calibration_cps_per_mbq=9.0)).timepoints[0]
-    corrected = load_cycle(str(tmp_path), Overrides(calibration_cps_per_mbq=9.0, dead_time_s=tau)).timepoints[0]
-    observed = vol.sum(dtype=np.float64) / 600.0
+    corrected = load_cycle(str(tmp_path), Overrides(calibration_cps_per_mbq=9.0, dead_time_s=tau,
+                                                    count_rate_kcps=(observed / 1e3,))).timepoints[0]
     true_rate = brentq(lambda r: r * math.exp(-r * tau) - observed, observed, 1.0 / tau)  # below the maximum
     factor = corrected.conversion["dead_time_factor"]
     assert factor == pytest.approx(true_rate / observed, rel=1e-9)
-    assert factor > 1.05  # a material correction at ~1.6e4 cps
+    assert factor > 1.05  # a material correction at 35 kcps per head
     assert corrected.total_activity_mbq == pytest.approx(plain.total_activity_mbq * factor, rel=1e-6)
     assert corrected.conversion["dead_time_s"] == tau
+    assert corrected.conversion["observed_count_rate_cps"] == pytest.approx(observed)
 
 
 @pytest.mark.parametrize("header", ["ADMIN", "NONE"])

@@ -15,7 +15,7 @@ import datetime as _dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -52,6 +52,8 @@ class RunOptions:
     trial_db: Optional[str] = None
     pvc: str = "gtm"
     psf_fwhm_mm: Optional[float] = None
+    dead_time_s: Optional[float] = None
+    count_rate_kcps: Optional[Tuple[float, ...]] = None
     write_scene: bool = True
     write_report: bool = True
 
@@ -71,6 +73,10 @@ class RunOptions:
             raise InputError("--labels needs --segmentation (a labelmap file)")
         if self.calibration_cps_per_mbq is not None and not self.calibration_cps_per_mbq > 0:
             raise InputError(f"--calibration-cps-per-mbq must be > 0, got {self.calibration_cps_per_mbq}")
+        if self.dead_time_s is not None and not self.dead_time_s >= 0:
+            raise InputError(f"--dead-time-s must be >= 0 s, got {self.dead_time_s}")
+        if self.count_rate_kcps is not None and not all(v > 0 for v in self.count_rate_kcps):
+            raise InputError(f"--count-rate-kcps values must be > 0 kcps, got {list(self.count_rate_kcps)}")
         if self.trial_db and (not self.patient_id or self.cycle is None):
             raise InputError("--trial-db needs --patient ID and --cycle N")
 
@@ -180,7 +186,8 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     progress.stage("load", "reading DICOM and converting SPECT to Bq/mL")
     overrides = Overrides(injection_datetime=options.injection_datetime,
                           injected_activity_mbq=options.injected_activity_mbq,
-                          calibration_cps_per_mbq=options.calibration_cps_per_mbq)
+                          calibration_cps_per_mbq=options.calibration_cps_per_mbq,
+                          dead_time_s=options.dead_time_s, count_rate_kcps=options.count_rate_kcps)
     discovery = discover(options.input_dir)
     cycle = load_cycle(options.input_dir, overrides=overrides, discovery=discovery)
     reference_index = choose_reference([tp.hours_post_injection for tp in cycle.timepoints],
@@ -275,6 +282,9 @@ def build_results(options: RunOptions, registered: RegisteredCycle, structures: 
                 "labels": options.labels_path, "partial_volume_correction": options.pvc,
                 "psf_fwhm_mm": options.psf_fwhm(),
                 "calibration_cps_per_mbq_override": options.calibration_cps_per_mbq,
+                "dead_time_s": options.dead_time_s,
+                "count_rate_kcps_override": (list(options.count_rate_kcps)
+                                             if options.count_rate_kcps is not None else None),
             },
             "input": cycle.to_dict(),
             "structures_source": structures.source,

@@ -6,6 +6,7 @@ import argparse
 import datetime as _dt
 import sys
 
+from startnet.dicomio.cli import COUNT_RATE_HELP, kcps_list
 from startnet.errors import InputError
 
 
@@ -31,6 +32,9 @@ def register(subparsers) -> None:
                      help="reference time point index in chronological order (default: closest to 24 h)")
     run.add_argument("--calibration-cps-per-mbq", type=float, metavar="X",
                      help="camera calibration factor for count images (overrides the headers)")
+    run.add_argument("--dead-time-s", type=float, metavar="S",
+                     help="paralysable dead time of the camera (s) for count images (default: no dead-time correction)")
+    run.add_argument("--count-rate-kcps", type=kcps_list, metavar="KCPS[,KCPS...]", help=COUNT_RATE_HELP)
     run.add_argument("--method", choices=("led", "vsv", "vsv-density"), default="vsv-density",
                      help="dose engine (default vsv-density)")
     run.add_argument("--injection-datetime", type=_aware_datetime, metavar="ISO",
@@ -66,7 +70,8 @@ def _run(args) -> int:
         reference_timepoint=args.reference_timepoint, calibration_cps_per_mbq=args.calibration_cps_per_mbq,
         method=args.method, injection_datetime=args.injection_datetime,
         injected_activity_mbq=args.injected_activity_mbq, patient_id=args.patient, cycle=args.cycle,
-        trial_db=args.trial_db, pvc=args.pvc, psf_fwhm_mm=args.psf_fwhm_mm,
+        trial_db=args.trial_db, pvc=args.pvc, psf_fwhm_mm=args.psf_fwhm_mm, dead_time_s=args.dead_time_s,
+        count_rate_kcps=args.count_rate_kcps,
     )
     result = run_cycle(options, None if args.quiet else terminal_progress())
     print(summary_text(result.results))

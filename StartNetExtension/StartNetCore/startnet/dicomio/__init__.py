@@ -6,7 +6,8 @@ Contract used by the pipeline (all times timezone-aware, UTC in results)::
     cycle = load_cycle(input_dir, overrides=Overrides(...), nuclide=LU177)
 
 - ``Overrides(injection_datetime=None, injected_activity_mbq=None, calibration_cps_per_mbq=None,
-  dead_time_s=None, timezone="Europe/Stockholm", acquisition_duration_s=None)``: manual values
+  dead_time_s=None, timezone="Europe/Stockholm", acquisition_duration_s=None,
+  count_rate_kcps=None)``: manual values
   replacing or supplying header values; each one given is recorded in
   ``Cycle.overrides_applied``. ``injection_datetime`` must be aware.
 - ``discover(input_dir) -> Discovery``: ``series`` (``SeriesInfo``: study_uid, series_uid,
@@ -23,20 +24,24 @@ Contract used by the pipeline (all times timezone-aware, UTC in results)::
   ``study_uid``, ``conversion`` (mode "bqml" | "counts", source, calibration_cps_per_mbq,
   frame_duration_s and its source, decay_factor (multiplier applied to reach the activity at
   the acquisition start), decay_correction_header, decay_reference_utc, dead_time_s,
-  dead_time_factor, observed_count_rate_cps, half_life_h, half_life_source,
+  dead_time_factor, dead_time_correction (what was done, in words), count_rate_source
+  ("override" | "projections" | "header" | None), count_rate_detail, count_rate_per_head_cps,
+  dead_time_factor_per_head, observed_count_rate_cps (count-weighted mean per head), half_life_h,
+  half_life_source,
   acquisition_start_source, timezone_source), ``source_files``, ``spect_file``, ``warnings``,
   ``total_activity_mbq`` and ``to_dict()``.
 - ``load_cycle(..., discovery=d)`` reuses a ``Discovery`` already made (headers parsed once).
 
 Command line: ``startnet inspect INPUT_DIR [--json] [--calibration-cps-per-mbq X]
 [--injection-datetime ISO] [--injected-activity-mbq X] [--dead-time-s T]
-[--acquisition-duration-s T] [--timezone ZONE]``.
+[--count-rate-kcps KCPS[,KCPS...]] [--acquisition-duration-s T] [--timezone ZONE]``.
 
 Rules and their modules: discovery and roles (``discovery``), time zones and acquisition start
 (``timing``), injection/activity/nuclide and their fallbacks (``radiopharm``), geometry
 (``geometry``), pixel reading once per file (``pixels``), units and decay/dead-time corrections
-(``units``), choice of reconstruction and CT per time point (``loader``), header access without
-pydicom's per-value conversion for speed (``rawattr``). Every bad input raises
+(``units``), the count rate per detector head for the dead time (``countrate``), choice of
+reconstruction and CT per time point (``loader``), header access without pydicom's per-value
+conversion for speed (``rawattr``). Every bad input raises
 ``startnet.errors.DicomInputError`` naming the file and attribute; nothing is written to the input.
 """
 

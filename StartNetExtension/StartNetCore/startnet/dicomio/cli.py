@@ -17,6 +17,22 @@ def _aware(text: str) -> _dt.datetime:
     return value
 
 
+def kcps_list(text: str) -> tuple:
+    """'45' or '45,38.5,30' -> (45.0, ...): count rate per head in kcps, one value or one per time point."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers (kcps)") from None
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: count rates must be > 0 kcps")
+    return values
+
+
+COUNT_RATE_HELP = ("observed total-spectrum count rate per detector head (kcps, all energy windows), one value or "
+                   "one per time point in chronological order, for the dead-time correction (default: from the "
+                   "SPECT projections in INPUT_DIR)")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "inspect", help="list the calibrated time points found in a cycle's DICOM folder",
@@ -33,6 +49,8 @@ def register(subparsers) -> None:
                         help="injected activity (MBq), replacing the header value")
     parser.add_argument("--dead-time-s", type=float, default=None,
                         help="paralysable dead time of the camera (s) for count images")
+    parser.add_argument("--count-rate-kcps", type=kcps_list, default=None, metavar="KCPS[,KCPS...]",
+                        help=COUNT_RATE_HELP)
     parser.add_argument("--acquisition-duration-s", type=float, default=None,
                         help="SPECT acquisition duration (s) the calibration refers to, replacing the header")
     parser.add_argument("--timezone", default=None,
@@ -48,6 +66,7 @@ def run(args) -> int:
         injection_datetime=args.injection_datetime, injected_activity_mbq=args.injected_activity_mbq,
         calibration_cps_per_mbq=args.calibration_cps_per_mbq, dead_time_s=args.dead_time_s,
         timezone=args.timezone or DEFAULT_TIMEZONE, acquisition_duration_s=args.acquisition_duration_s,
+        count_rate_kcps=args.count_rate_kcps,
     )
     cycle = load_cycle(args.input_dir, overrides)
     if args.json:
@@ -68,6 +87,7 @@ def run(args) -> int:
             detail += (f", CF {conv['calibration_cps_per_mbq']:g} cps/MBq, T {conv['frame_duration_s']:g} s, "
                        f"dead-time factor {conv['dead_time_factor']:.5f}")
         print(f"     units {detail}; half-life {conv['half_life_h']:.3f} h ({conv['half_life_source']})")
+        print(f"     dead time {conv['dead_time_correction']}")
         print(f"     activity in SPECT field of view {tp.total_activity_mbq:.1f} MBq")
     for warning in cycle.warnings:
         print(f"warning: {warning}")

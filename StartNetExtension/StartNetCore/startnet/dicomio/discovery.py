@@ -4,9 +4,10 @@ Every file is parsed once with large values (the pixel data) deferred, so discov
 headers only and :mod:`startnet.dicomio.pixels` later reads each file's pixel data exactly once.
 Roles: ``spect`` (NM reconstruction, ImageType containing RECON TOMO), ``ct`` (CT Image Storage,
 not a localizer), or ``ignored`` with a reason (projections, scouts, dose reports / SR,
-secondary captures, other modalities), one log line each. Non-DICOM files are skipped with a
-log line; a DICOMDIR is not needed (the folder is walked) and is ignored with a log line.
-Nothing is written to the input folder.
+secondary captures, other modalities), one log line each. SPECT projections keep their headers
+(``Discovery.projection_series``): they give the count rate per head for the dead-time
+correction. Non-DICOM files are skipped with a log line; a DICOMDIR is not needed (the folder
+is walked) and is ignored with a log line. Nothing is written to the input folder.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ NM_IMAGE = "1.2.840.10008.5.1.4.1.1.20"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 MEDIA_SOP_CLASS = 0x00020002
+PROJECTIONS_REASON = "SPECT projections (ImageType TOMO, not RECON TOMO)"
 _IGNORED_SOP_PREFIXES = (
     ("1.2.840.10008.5.1.4.1.1.88.", "structured report (e.g. a dose report)"),
     ("1.2.840.10008.5.1.4.1.1.7", "secondary capture"),
@@ -110,7 +112,7 @@ def classify(ds) -> Tuple[str, str]:
         kind = next((t for t in image_type if t in ("TOMO", "GATED TOMO", "STATIC", "WHOLE BODY",
                                                      "DYNAMIC", "GATED")), "")
         if kind in ("TOMO", "GATED TOMO"):
-            return "ignored", "SPECT projections (ImageType TOMO, not RECON TOMO)"
+            return "ignored", PROJECTIONS_REASON
         if kind:
             return "ignored", f"planar NM image (ImageType {kind})"
         return "ignored", f"NM image without RECON TOMO in ImageType ({'/'.join(image_type) or 'missing'})"
@@ -186,7 +188,7 @@ def discover(input_dir: str) -> Discovery:
             )
             groups[key] = info
         info.files.append(path)
-        if info.role != "ignored":
+        if info.role != "ignored" or why == PROJECTIONS_REASON:
             info.headers.append(ds)
     for info in groups.values():
         label = f"series {info.series_uid} ({info.modality}, {len(info.files)} file(s)"

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from startnet.dicomio.countrate import HeadRates, resolve_head_rates
 from startnet.dicomio.discovery import discover
 from startnet.dicomio.enhanced import load_enhanced_ct, single_multiframe
 from startnet.dicomio.geometry import check_ct_covers_spect, nm_multiframe_grid, stack_slices
@@ -32,7 +33,7 @@ from startnet.dicomio.radiopharm import (
 from startnet.dicomio.rawattr import RESCALE_INTERCEPT, RESCALE_SLOPE, raw_floats, signature
 from startnet.dicomio.timing import TimeContext, acquisition_start, get_zone, make_context
 from startnet.dicomio.units import frame_rescale, rwvm_bqml, to_bqml, units_mode
-from startnet.errors import DicomInputError
+from startnet.errors import DicomInputError, InputError
 from startnet.physics.lu177 import LU177, Nuclide
 
 SAME_ACQUISITION_S = 30 * 60.0
@@ -152,7 +153,8 @@ def _pair_ct(cand: _Candidate, cts: List[SeriesInfo], zone, warnings: List[str])
     return None
 
 
-def _load_spect(cand: _Candidate, injection_utc, half_life, overrides: Overrides, warnings: List[str]):
+def _load_spect(cand: _Candidate, injection_utc, half_life, overrides: Overrides, warnings: List[str],
+                head_rates: Optional[HeadRates] = None):
     info = cand.series
     label = f"SPECT series {info.series_uid}"
     if len(info.files) == 1:
@@ -185,7 +187,8 @@ def _load_spect(cand: _Candidate, injection_utc, half_life, overrides: Overrides
         rwvm = None if maps[0] is None else [m[:2] for m in maps]
     voxel_ml = grid.spacing[0] * grid.spacing[1] * grid.spacing[2] / 1000.0
     bqml, conv = to_bqml(stored, slopes, intercepts, cand.ds, cand.path, voxel_ml, cand.acquisition_utc,
-                         injection_utc, half_life[0], half_life[1], overrides, cand.ctx, warnings, rwvm)
+                         injection_utc, half_life[0], half_life[1], overrides, cand.ctx, warnings, rwvm,
+                         head_rates)
     return grid.image(bqml), conv
 
 
@@ -270,6 +273,7 @@ def load_cycle(input_dir: str, overrides: Optional[Overrides] = None, nuclide: N
     for c in cands:
         warnings.extend(c.ctx.warnings)
         c.ctx.warnings = warnings
+    _check_count_rates(overrides, len(cands), warnings)
     infos = [read_radiopharm(c.ds, c.path, c.ctx, nuclide) for c in cands]
     first_acq = cands[0].acquisition_utc
     injection_utc, injection_source = resolve_injection(infos, first_acq, overrides.injection_datetime, warnings)
@@ -281,7 +285,13 @@ def load_cycle(input_dir: str, overrides: Optional[Overrides] = None, nuclide: N
             raise DicomInputError(f"{cand.path}: acquisition start {cand.acquisition_utc.isoformat()} "
                                   f"({cand.acquisition_source}) is before the injection {injection_utc.isoformat()}")
         tp_warnings: List[str] = []
-        spect, conv = _load_spect(cand, injection_utc, half_life_used([info], nuclide), overrides, tp_warnings)
+        head_rates = None
+        if overrides.dead_time_s and units_mode(cand.ds, cand.path)[0] == "counts":
+            head_rates = resolve_head_rates(len(timepoints), cand.path, cand.series.study_uid, cand.acquisition_utc,
+                                            disc.projection_series, overrides.count_rate_kcps,
+                                            overrides.dead_time_s, zone, tp_warnings)
+        spect, conv = _load_spect(cand, injection_utc, half_life_used([info], nuclide), overrides, tp_warnings,
+                                  head_rates)
         conv["acquisition_start_source"] = cand.acquisition_source
         conv["timezone_source"] = cand.ctx.source
         ct_info = _pair_ct(cand, disc.ct_series, zone, tp_warnings)
@@ -308,6 +318,17 @@ def load_cycle(input_dir: str, overrides: Optional[Overrides] = None, nuclide: N
         injection_source=injection_source, activity_source=activity_source,
         input_dir=os.fspath(disc.input_dir),
     )
+
+
+def _check_count_rates(overrides: Overrides, n_timepoints: int, warnings: List[str]) -> None:
+    rates = overrides.count_rate_kcps
+    if rates is None:
+        return
+    if len(rates) not in (1, n_timepoints):
+        raise InputError(f"--count-rate-kcps has {len(rates)} values but the cycle has {n_timepoints} time points: "
+                         "give one value for all of them or one per time point in chronological order")
+    if not overrides.dead_time_s:
+        warnings.append("--count-rate-kcps given without a dead time (--dead-time-s): no dead-time correction")
 
 
 def _unique(items: List[str]) -> List[str]:

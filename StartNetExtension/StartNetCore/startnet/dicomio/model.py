@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import SimpleITK as sitk
 
@@ -19,7 +20,10 @@ class Overrides:
     """Manual values that replace (or supply missing) header values; each one used is recorded.
 
     ``injection_datetime`` must be timezone-aware. ``dead_time_s`` is the paralysable dead time
-    tau of the camera (None: no dead-time correction). ``timezone`` is the IANA zone used for
+    tau of the camera (None: no dead-time correction). ``count_rate_kcps`` is the observed
+    total-spectrum count rate per detector head (kcps, all energy windows): one value for every
+    time point or one per time point in chronological order; without it the rate comes from the
+    projections in the input (see ``startnet.dicomio.countrate``). ``timezone`` is the IANA zone used for
     local DICOM DA/TM values (it follows daylight-saving time). ``acquisition_duration_s``
     replaces the acquisition duration read from the header (counts mode only).
     """
@@ -30,6 +34,7 @@ class Overrides:
     dead_time_s: Optional[float] = None
     timezone: str = DEFAULT_TIMEZONE
     acquisition_duration_s: Optional[float] = None
+    count_rate_kcps: Optional[Tuple[float, ...]] = None
 
     def __post_init__(self) -> None:
         dt = self.injection_datetime
@@ -44,6 +49,12 @@ class Overrides:
                 raise InputError(f"override {name} must be > 0, got {value!r}")
         if self.dead_time_s is not None and not self.dead_time_s >= 0:
             raise InputError(f"override dead_time_s must be >= 0 seconds, got {self.dead_time_s!r}")
+        if self.count_rate_kcps is not None:
+            rates = tuple(float(v) for v in self.count_rate_kcps)
+            if not rates or not all(math.isfinite(v) and v > 0 for v in rates):
+                raise InputError(f"override count_rate_kcps must be one or more values > 0 kcps, "
+                                 f"got {list(self.count_rate_kcps)!r}")
+            self.count_rate_kcps = rates
 
     def applied(self) -> Dict[str, Any]:
         """The overrides that were given, JSON-ready (for provenance)."""
@@ -52,6 +63,8 @@ class Overrides:
                      "acquisition_duration_s"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
+        if self.count_rate_kcps is not None:
+            out["count_rate_kcps"] = list(self.count_rate_kcps)
         if self.injection_datetime is not None:
             out["injection_datetime"] = self.injection_datetime.isoformat()
         out["timezone"] = self.timezone
@@ -103,6 +116,12 @@ class Discovery:
     @property
     def ignored_series(self) -> List[SeriesInfo]:
         return [s for s in self.series if s.role == "ignored"]
+
+    @property
+    def projection_series(self) -> List[SeriesInfo]:
+        """Ignored SPECT projection series (headers kept: their counts give the rate per head)."""
+        return [s for s in self.series
+                if s.role == "ignored" and s.headers and s.reason.startswith("SPECT projections")]
 
 
 @dataclass

@@ -15,9 +15,11 @@ Modes (REFERENCE.md sections 3-5), chosen per series and recorded in ``conversio
   ``Overrides.acquisition_duration_s``; else ActualFrameDuration (0018,1242) x
   NumberOfFramesInRotation (0054,0053) from the Rotation Information Sequence (0054,0052) (time
   per view x views); else the top-level ActualFrameDuration (0018,1242) taken as the whole
-  acquisition. Optional paralysable dead time tau: the observed total count rate of the image
-  R_obs = sum(N) / T is corrected to R = -W0(-R_obs tau) / tau (Lambert W) and all counts are
-  scaled by R / R_obs.
+  acquisition. Optional paralysable dead time tau (``Overrides.dead_time_s``): each detector
+  head's observed total-spectrum rate R_obs (from ``--count-rate-kcps``, the projections or their
+  header, see :mod:`startnet.dicomio.countrate`; never the reconstructed photopeak sum) is
+  corrected to R = -W0(-R_obs tau) / tau (Lambert W) and all counts are scaled by the heads'
+  count-weighted mean R / R_obs. ``dead_time_correction`` states what was done.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-from scipy.special import lambertw
 
+from startnet.dicomio.countrate import HeadRates, image_factor
 from startnet.dicomio.model import Overrides
 from startnet.dicomio.timing import TimeContext, parse_dt
 from startnet.errors import DicomInputError, InputError
@@ -119,27 +121,16 @@ def acquisition_duration_s(ds, path: str, overrides: Overrides,
     return None, ""
 
 
-def dead_time_factor(total_counts: float, duration_s: float, tau_s: float, where: str) -> Tuple[float, float]:
-    """(true/observed rate factor, observed rate cps) for a paralysable detector."""
-    observed = total_counts / duration_s
-    x = observed * tau_s
-    if x <= 0:
-        return 1.0, observed
-    if x > math.exp(-1):
-        raise InputError(f"{where}: observed count rate {observed:.4g} cps with dead time {tau_s:g} s exceeds "
-                         "the paralysable maximum 1/(e tau); check the dead time and the image counts")
-    true_rate = float(np.real(-lambertw(-x, 0))) / tau_s
-    return true_rate / observed, observed
-
-
 def to_bqml(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, ds, path: str,
             voxel_ml: float, acquisition_utc: _dt.datetime, injection_utc: _dt.datetime,
             half_life_s: float, half_life_source: str, overrides: Overrides, ctx: TimeContext,
-            warnings: List[str], rwvm: Optional[List[Tuple[float, float]]] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+            warnings: List[str], rwvm: Optional[List[Tuple[float, float]]] = None,
+            head_rates: Optional[HeadRates] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Activity concentration (Bq/mL, float32, frames first) at the acquisition start.
 
     ``stored``: (frames, rows, cols) stored values; ``slopes``/``intercepts``: per-frame modality
-    rescale; ``rwvm``: per-frame (slope, intercept) to Bq/mL when mapped by RWVM.
+    rescale; ``rwvm``: per-frame (slope, intercept) to Bq/mL when mapped by RWVM; ``head_rates``:
+    the observed rate per detector head, required for a counts image when a dead time is given.
     """
     lam = math.log(2.0) / half_life_s
     mode, source = units_mode(ds, path)
@@ -149,7 +140,8 @@ def to_bqml(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, ds, 
         "half_life_source": half_life_source, "frame_duration_s": duration,
         "frame_duration_source": duration_source, "calibration_cps_per_mbq": None,
         "decay_correction_header": None, "decay_factor": 1.0, "dead_time_s": None,
-        "dead_time_factor": 1.0,
+        "dead_time_factor": 1.0, "dead_time_correction": "not applied: no dead time given (--dead-time-s)",
+        "count_rate_source": None,
     }
     if rwvm is not None:
         s = np.array([v[0] for v in rwvm])[:, None, None]
@@ -163,6 +155,7 @@ def to_bqml(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, ds, 
                             "override is not used")
         if overrides.dead_time_s:
             warnings.append(f"{path}: images are already in Bq/mL; the dead-time override is not used")
+        conv["dead_time_correction"] = "not applied: images already in Bq/mL (the camera's quantification)"
         factor = _decay_to_start(ds, path, lam, acquisition_utc, injection_utc, duration, ctx, conv, warnings)
         conv["decay_factor"] = factor
         return (values * factor).astype(np.float32), conv
@@ -176,9 +169,17 @@ def to_bqml(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, ds, 
     conv["calibration_cps_per_mbq"] = cf
     dt_factor = 1.0
     if overrides.dead_time_s:
-        dt_factor, observed = dead_time_factor(float(values.sum()), duration, overrides.dead_time_s, path)
+        if head_rates is None:
+            raise InputError(f"{path}: dead time {overrides.dead_time_s:g} s given but no observed count rate per "
+                             "detector head: pass --count-rate-kcps or add the projections")
+        dt_factor, per_head = image_factor(head_rates, overrides.dead_time_s, path)
+        weights = np.asarray(head_rates.counts, dtype=np.float64)
         conv["dead_time_s"] = overrides.dead_time_s
-        conv["observed_count_rate_cps"] = observed
+        conv["observed_count_rate_cps"] = float(np.dot(weights, head_rates.rates_cps) / weights.sum())
+        conv.update(head_rates.to_dict())
+        conv["dead_time_factor_per_head"] = per_head
+        conv["dead_time_correction"] = (f"paralysable, tau {overrides.dead_time_s:g} s, rate per head from "
+                                        f"{head_rates.source}: {head_rates.detail}")
     conv["dead_time_factor"] = dt_factor
     decay_during = lam * duration / (1.0 - math.exp(-lam * duration))
     conv["decay_factor"] = decay_during
