@@ -15,6 +15,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
 )
+from StartNetCoreLib.dependencies import ensure_dependencies
 from StartNetCoreLib.widget import StartNetModuleWidget
 
 
@@ -63,6 +64,8 @@ class TimepointRegistrationWidget(StartNetModuleWidget):
 
     def onLoad(self):
         p = self._parameterNode
+        if not ensure_dependencies(["tzdata"]):  # DICOM local times need zone data (Windows has none)
+            return
         with self.progress("Loading cycle") as report:
             summary = self.run("Loading the cycle failed.", self.logic.loadCycle, p.inputDirectory,
                                p.calibrationCpsPerMBq or None, report)
