@@ -62,8 +62,9 @@ def get_zone(name: str) -> _dt.tzinfo:
             searched = ", ".join(zoneinfo.TZPATH) or "no system folders"
             raise InputError(
                 f"time zone {name!r}: this Python has no time-zone database (searched {searched}; the 'tzdata' "
-                "package is not installed), needed to read DICOM local times; install 'tzdata' (in Slicer: "
-                "START-NET Core module > Install dependencies; elsewhere: pip install tzdata)"
+                "package is not installed), needed to read DICOM local times; install 'tzdata' (in Slicer: accept "
+                "the install prompt of a START-NET module, or slicer.util.pip_install('tzdata') in the Python "
+                "console; elsewhere: pip install tzdata)"
             ) from exc
         raise InputError(
             f"time zone {name!r} is unknown ({exc}); give an IANA name such as 'Europe/Stockholm'"
