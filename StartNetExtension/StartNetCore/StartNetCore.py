@@ -13,7 +13,8 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
 )
-from StartNetCoreLib.dependencies import ensure_dependencies, missing_requirements
+from StartNetCoreLib.dependencies import ensure_dependencies, missing_requirements, requirements_for_this_python
+from StartNetCoreLib.sampledata import SAMPLE_NAME, loadSampleCycle, registerSampleData
 from StartNetCoreLib.widget import StartNetModuleWidget
 
 
@@ -30,6 +31,9 @@ class StartNetCore(ScriptedLoadableModule):
             "dosimetry, trial tracking) used by the START-NET modules."
         )
         self.parent.acknowledgementText = "START-NET trial, Region Skåne and the four Swedish university hospitals."
+        # The phantom cycle in Sample Data, registered once startup is complete (Slicer's scripted-module
+        # template does the same at v5.8.1 and v5.10.0; startupCompleted() is emitted with or without main window).
+        slicer.app.connect("startupCompleted()", registerSampleData)
 
 
 @parameterNodeWrapper
@@ -75,12 +79,18 @@ class StartNetCoreLogic(ScriptedLoadableModuleLogic):
 
 
 class StartNetCoreTest(ScriptedLoadableModuleTest):
+    """Runs on a clean Slicer (build farm): installs what a test needs first, without asking."""
+
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
         self.test_package_imports_and_reports_versions()
+        self.setUp()
+        self.test_dependency_choice_keeps_slicer_packages_and_zones_work()
+        self.setUp()
+        self.test_phantom_sample_data_is_registered_and_generated()
 
     def test_package_imports_and_reports_versions(self):
         import startnet
@@ -90,6 +100,46 @@ class StartNetCoreTest(ScriptedLoadableModuleTest):
         self.assertEqual(report["startnet"], startnet.__version__)
         self.assertAlmostEqual(LU177.half_life_h, 159.528, places=3)
         self.assertIsNotNone(report["dependencies"]["numpy"])
+
+    def test_dependency_choice_keeps_slicer_packages_and_zones_work(self):
+        import datetime
+
+        import pydicom
+
+        from startnet.dicomio.timing import get_zone
+
+        chosen = requirements_for_this_python()
+        if int(pydicom.__version__.split(".")[0]) < 3:  # Slicer 5.8 and 5.10 bundle pydicom 2.4.4
+            self.assertEqual(chosen["highdicom"], "highdicom>=0.22,<0.23")
+        # Windows has no zone files: tzdata is installed here (no prompt), elsewhere nothing is missing
+        self.assertTrue(ensure_dependencies(["tzdata"], prompt=False))
+        summer = datetime.datetime(2026, 7, 1, 12, 0)
+        self.assertEqual(get_zone("Europe/Stockholm").utcoffset(summer), datetime.timedelta(hours=2))
+
+    def test_phantom_sample_data_is_registered_and_generated(self):
+        import os
+        import tempfile
+
+        import SampleData
+        from DICOMLib import DICOMUtils
+
+        slicer.app.processEvents()  # let a pending startupCompleted() register the source
+        source = SampleData.SampleDataLogic().sourceForSampleName(SAMPLE_NAME)
+        self.assertIsNotNone(source, "the phantom cycle is not registered in Sample Data")
+        self.assertIsNotNone(source.customDownloader)
+
+        with tempfile.TemporaryDirectory() as cacheDir:
+            originalDatabase = DICOMUtils.openTemporaryDatabase()  # under slicer.app.temporaryPath
+            try:
+                sample = loadSampleCycle(prompt=False, cacheDir=cacheDir, openModule=False)
+                self.assertIsNotNone(sample)
+                self.assertTrue(sample.generated)
+                self.assertTrue(os.path.isdir(sample.dicom_dir))
+                self.assertIsNotNone(DICOMUtils.getDatabasePatientUIDByPatientID(sample.manifest["patient_id"]))
+                again = loadSampleCycle(prompt=False, cacheDir=cacheDir, openModule=False)
+                self.assertFalse(again.generated)
+            finally:
+                DICOMUtils.closeTemporaryDatabase(originalDatabase)
 
 
 if __name__ == "__main__":

@@ -34,16 +34,40 @@ UTC = _dt.timezone.utc
 _OFFSET_RE = re.compile(r"^([+-])(\d{2})(\d{2})$")
 
 
+def time_zone_database_available() -> bool:
+    """True when :mod:`zoneinfo` finds zone data: system zone files (``zoneinfo.TZPATH``) or the ``tzdata`` package.
+
+    Windows has no system zone files and Slicer does not bundle ``tzdata``, so there this is False
+    until ``tzdata`` is installed. The lookup bypasses zoneinfo's cache (a cached zone proves nothing).
+    """
+    if ZoneInfo is None:
+        return False
+    try:
+        ZoneInfo.no_cache("UTC")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def get_zone(name: str) -> _dt.tzinfo:
-    """The IANA time zone ``name`` (InputError with advice when unknown or tzdata is missing)."""
+    """The IANA time zone ``name`` (InputError saying what to do when it is unknown or zone data is missing)."""
     if ZoneInfo is None:
         raise InputError("time zone support (zoneinfo) is unavailable in this Python")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        if not time_zone_database_available():
+            import zoneinfo
+
+            searched = ", ".join(zoneinfo.TZPATH) or "no system folders"
+            raise InputError(
+                f"time zone {name!r}: this Python has no time-zone database (searched {searched}; the 'tzdata' "
+                "package is not installed), needed to read DICOM local times; install 'tzdata' (in Slicer: accept "
+                "the install prompt of a START-NET module, or slicer.util.pip_install('tzdata') in the Python "
+                "console; elsewhere: pip install tzdata)"
+            ) from exc
         raise InputError(
-            f"time zone {name!r} is unknown on this system ({exc}); give an IANA name such as "
-            "'Europe/Stockholm' (on Windows install the 'tzdata' package)"
+            f"time zone {name!r} is unknown ({exc}); give an IANA name such as 'Europe/Stockholm'"
         ) from exc
 
 

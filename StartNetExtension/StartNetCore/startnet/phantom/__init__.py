@@ -44,6 +44,8 @@ _EXPORTS = {
     "Phantom": "startnet.phantom.model",
     "PhantomTimepoint": "startnet.phantom.model",
     "build_phantom": "startnet.phantom.model",
+    "SampleCycle": "startnet.phantom.sample",
+    "ensure_sample_cycle": "startnet.phantom.sample",
 }
 
 __all__ = sorted(_EXPORTS)
