@@ -16,7 +16,7 @@ What is recorded:
   ``canRepresent`` accepts, whether it needs a ``Choice`` annotation, for which widgets it needs a
   bounded range, and whether it overwrites the widget's minimum/maximum when the field has no
   range annotation.
-* ``qt_classes``: every QObject class (``Q_OBJECT``) of Slicer's MRML/QTGUI/QTCore/module widget
+* ``qt_classes``: every QObject class (``Q_OBJECT``) of Slicer's MRML/QTGUI/QTCore/QTApp/module widget
   libraries, of CTK's widget/DICOM libraries and of Qt's QtWidgets (plus ``QObject``), with base
   classes, normalized signal and slot signatures, ``Q_INVOKABLE`` names and properties.
 * ``mrml_layouts``: the ``vtkMRMLLayoutNode`` ``SlicerLayout*`` enum names.
@@ -59,11 +59,12 @@ GUI_CONNECTOR_FILES = [
     "Modules/Loadable/SubjectHierarchy/SubjectHierarchyLib/parameterNodeWrapper/guiConnectors.py",
     "Modules/Loadable/Markups/MarkupsLib/parameterNodeWrapper/guiConnectors.py",
 ]
-SLICER_HEADER_DIRS = ["Libs/MRML/Widgets", "Base/QTGUI", "Base/QTCore"]
+SLICER_HEADER_DIRS = ["Libs/MRML/Widgets", "Base/QTGUI", "Base/QTCore", "Base/QTApp"]
 SLICER_MODULE_WIDGET_DIR = re.compile(r"^Modules/Loadable/[^/]+/Widgets/[^/]+\.h$")
 CTK_HEADER_DIRS = ["Libs/Widgets", "Libs/Visualization/VTK/Widgets", "Libs/DICOM/Widgets", "Libs/DICOM/Core",
                    "Libs/Core"]
-QT_HEADER_FILES = ["QtCore/qobject.h", "QtCore/qcoreapplication.h", "QtGui/qguiapplication.h"]
+QT_HEADER_FILES = ["QtCore/qobject.h", "QtCore/qcoreapplication.h", "QtGui/qguiapplication.h", "QtCore/qiodevice.h",
+                   "QtCore/qprocess.h", "QtCore/qtimer.h", "QtCore/qthread.h"]
 QT_HEADER_DIRS = ["QtWidgets"]
 LAYOUT_HEADER = "Libs/MRML/Core/vtkMRMLLayoutNode.h"
 CTK_CMAKE = "SuperBuild/External_CTK.cmake"

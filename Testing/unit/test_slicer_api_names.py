@@ -11,8 +11,9 @@ time a user opens the module. The names are checked against ``Testing/slicer_api
   ``from ... import``), and the keyword arguments passed to those functions;
 * widget classes, ``<property>`` names and ``<connection>`` signals/slots in the ``.ui`` files;
 * signals connected in the code (``self.ui.<widget>.connect("signal(...)", ...)``,
-  ``self.ui.<widget>.<signal>.connect(...)``, ``slicer.app.connect(...)``) and properties assigned
-  on ``self.ui`` widgets;
+  ``self.ui.<widget>.<signal>.connect(...)``, ``slicer.app.connect(...)``, and on objects made with
+  ``qt.QProcess()``, ``qt.QTimer()``, ``slicer.util.createProgressDialog()``...) and properties
+  assigned on those objects;
 * each ``SlicerParameterName`` binding: the widget class and the field's type must have a
   parameterNodeWrapper GUI connector in both releases (with the annotations that connector needs),
   and a spin box whose ``.ui`` sets a range keeps it (the connectors overwrite an unannotated
@@ -293,31 +294,57 @@ def _ui_widget_of(node: ast.AST) -> Optional[str]:
     return None
 
 
-def _sender_class(node: ast.AST, widgets: Dict[str, UiWidget]) -> Optional[str]:
+# Functions that return a Qt object of a known class.
+FACTORIES = {"slicer.util.createProgressDialog": "QProgressDialog", "slicer.util.mainWindow": "qSlicerMainWindow"}
+KNOWN_CLASSES = {name for api in APIS.values() for name in api["qt_classes"]}
+
+
+def constructed_objects(tree: ast.Module) -> Dict[str, str]:
+    """``target`` -> Qt class for ``target = qt.QProcess()``, ``ctk.ctkX()``, ``slicer.qMRMLX()`` or a factory."""
+    objects: Dict[str, str] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+            continue
+        func = _dotted(node.value.func) or ""
+        cls = FACTORIES.get(func)
+        if cls is None and func.count(".") == 1 and func.split(".")[0] in ("qt", "ctk", "slicer"):
+            cls = func.split(".")[1]
+        if cls not in KNOWN_CLASSES:
+            continue
+        for target in node.targets:
+            dotted = _dotted(target)
+            if dotted:
+                objects[dotted] = cls
+    return objects
+
+
+def _sender_class(node: ast.AST, widgets: Dict[str, UiWidget], objects: Dict[str, str]) -> Optional[str]:
     name = _ui_widget_of(node)
     if name is not None:
         return widgets[name].cls if name in widgets else None
-    if _dotted(node) == "slicer.app":
+    dotted = _dotted(node)
+    if dotted == "slicer.app":
         return APP_CLASS
-    return None
+    return objects.get(dotted) if dotted else None
 
 
 def qt_uses(path: Path) -> Iterator[Use]:
     ui = module_ui(path)
     widgets = parse_ui(ui)[0] if ui else {}
     tree = ast.parse(path.read_text())
+    objects = constructed_objects(tree)
     for node in ast.walk(tree):
         where = f"{rel(path)}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and node.func.attr in ("connect", "disconnect"):
             target = node.func.value
-            cls = _sender_class(target, widgets)
+            cls = _sender_class(target, widgets, objects)
             if cls and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 signal = node.args[0].value
                 yield Use(where, f"{cls}.{signal}",
                           lambda api, c=cls, s=signal: None if has_signal(api, c, s) else f"{c} has no signal {s}")
             elif isinstance(target, ast.Attribute):
-                cls = _sender_class(target.value, widgets)
+                cls = _sender_class(target.value, widgets, objects)
                 if cls:
                     name = target.attr
                     yield Use(where, f"{cls}.{name}",
@@ -328,10 +355,10 @@ def qt_uses(path: Path) -> Iterator[Use]:
             for target in targets:
                 if not isinstance(target, ast.Attribute):
                     continue
-                name = _ui_widget_of(target.value)
-                if name is None or name not in widgets:
+                cls = _sender_class(target.value, widgets, objects)
+                if cls is None:
                     continue
-                cls, prop = widgets[name].cls, target.attr
+                prop = target.attr
 
                 def check(api: dict, c=cls, p=prop) -> Optional[str]:
                     writable = writable_property(api, c, p)
@@ -603,7 +630,11 @@ def test_checks_reject_wrong_names(tmp_path):
         "    ratio: float = 0.5\n\nclass W:\n    def setup(self):\n"
         "        slicer.util.setSliceViewerLayers(background=None, opacity=0.5)\n"
         "        self.ui.runButton.connect('clickd(bool)', self.setup)\n"
-        "        self.ui.runButton.enable = False\n")
+        "        self.ui.runButton.enable = False\n"
+        "        timer = qt.QTimer()\n"
+        "        timer.connect('timeout(int)', self.setup)\n"
+        "        self.process = qt.QProcess()\n"
+        "        self.process.readyReadStandardOut.connect(self.setup)\n")
     python_problems = missing_in(list(python_uses(source)))
     ui_problems = missing_in(list(ui_uses(module / "Resources" / "UI" / "Wrong.ui")))
     qt_problems = missing_in(list(qt_uses(source)))
@@ -617,6 +648,8 @@ def test_checks_reject_wrong_names(tmp_path):
     assert any("sceneChanged" in p for p in ui_problems)
     assert any("clickd(bool)" in p for p in qt_problems)
     assert any("'enable'" in p for p in qt_problems)
+    assert any("QTimer has no signal timeout(int)" in p for p in qt_problems)
+    assert any("QProcess has no signal named readyReadStandardOut" in p for p in qt_problems)
     for tag in TAGS:
         assert "WithinRange(1, 9)" in range_problem(APIS[tag], count)
         assert "no parameterNodeWrapper GUI connector" in binding_problem(APIS[tag], ratio)
