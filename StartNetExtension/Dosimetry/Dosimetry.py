@@ -11,7 +11,7 @@ from typing import Annotated
 
 import slicer
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -40,15 +40,15 @@ class Dosimetry(ScriptedLoadableModule):
 @parameterNodeWrapper
 class DosimetryParameterNode:
     inputDirectory: pathlib.Path
-    calibrationCpsPerMBq: float = 0.0
-    referenceTimepoint: int = -1
+    calibrationCpsPerMBq: Annotated[float, WithinRange(0.0, 100.0)] = 0.0
+    referenceTimepoint: Annotated[int, WithinRange(-1, 20)] = -1
     segmentation: vtkMRMLSegmentationNode
     method: Annotated[str, Choice(["vsv-density", "vsv", "led"])] = "vsv-density"
     outputDirectory: pathlib.Path
     doseVolume: vtkMRMLScalarVolumeNode
     resultsTable: vtkMRMLTableNode
     patientId: str = ""
-    cycleNumber: int = 1
+    cycleNumber: Annotated[int, WithinRange(1, 20)] = 1
     databaseUrl: str = ""
 
 

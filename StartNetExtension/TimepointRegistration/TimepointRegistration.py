@@ -6,10 +6,11 @@ on MRML nodes and is tested headless with slicer-core.
 
 import pathlib
 import unittest
+from typing import Annotated
 
 import slicer
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLTableNode
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -37,8 +38,8 @@ class TimepointRegistration(ScriptedLoadableModule):
 @parameterNodeWrapper
 class TimepointRegistrationParameterNode:
     inputDirectory: pathlib.Path
-    calibrationCpsPerMBq: float = 0.0
-    referenceTimepoint: int = -1
+    calibrationCpsPerMBq: Annotated[float, WithinRange(0.0, 100.0)] = 0.0
+    referenceTimepoint: Annotated[int, WithinRange(-1, 20)] = -1
     deformableRefinement: bool = False
     referenceCt: vtkMRMLScalarVolumeNode
     qualityTable: vtkMRMLTableNode

@@ -5,10 +5,11 @@ slicer-core), which uses the ``startnet.trial`` database and protocol rules.
 """
 
 import unittest
+from typing import Annotated
 
 import slicer
 from slicer import vtkMRMLTableNode
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -40,10 +41,10 @@ class TrialTrackerParameterNode:
     siteFilter: str = ""
     patientId: str = ""
     cyclesTable: vtkMRMLTableNode
-    cycleNumber: int = 1
+    cycleNumber: Annotated[int, WithinRange(1, 20)] = 1
     cycleDate: str = ""
-    activityGBq: float = 7.5
-    kidneyDoseGy: float = 0.0
+    activityGBq: Annotated[float, WithinRange(0.0, 15.0)] = 7.5
+    kidneyDoseGy: Annotated[float, WithinRange(0.0, 100.0)] = 0.0
     deviationReason: str = ""
 
 
