@@ -6,11 +6,13 @@ Steps (each a function of ``startnet.kinetics`` / ``startnet.dosimetry``):
 2. Per structure: activity (MBq) at each time point, divided by the recovery coefficient of its
    volume when recovery correction is on; TAC fit (model chosen by AICc, or single time point).
 3. Per voxel: TIA map (MBq.h per voxel) from the per-voxel fits inside the body. Inside each
-   structure the voxel TIA is scaled so that it sums to the structure's (recovery-corrected) fitted
-   TIA: the voxel map keeps the distribution, the structure fit carries the amount. The factor
-   is recorded per structure (``voxel_tia_scale``).
+   structure the voxel TIA is scaled so that its voxels, weighted by the structure's shares of
+   them (the weights of its mass), sum to the structure's (partial-volume corrected) fitted TIA:
+   the voxel map keeps the distribution, the structure fit carries the amount
+   (``startnet.structure_maps``). The factor is recorded per structure (``voxel_tia_scale``).
 4. Dose map with the chosen method (led | vsv | vsv-density), structure statistics, DVH.
-5. BED with the structure's fitted time course (general G factor), EQD2, GUM uncertainty.
+5. BED with the structure's fitted time course (general G factor), EQD2, GUM uncertainty; the voxel
+   BED map with each structure's own alpha/beta and T_rep.
 """
 
 from __future__ import annotations
@@ -25,16 +27,21 @@ import SimpleITK as sitk
 
 from startnet.errors import InputError
 from startnet.physics.lu177 import LU177
+from startnet.structure_kinds import KIDNEY, TUMOUR, structure_kind
 
-# BED parameters (alpha/beta Gy, repair half-time h) by structure-name prefix. Kidneys from
-# REFERENCE.md section 3; tumours and other organs are common assumptions, recorded in results.
+# BED parameters (alpha/beta Gy, repair half-time h) by structure kind (``startnet.structure_kinds``:
+# "lesion_1", "Tumor 3", "met_2" are tumours). Kidneys from REFERENCE.md section 3; tumours and other
+# organs are common assumptions, recorded in results. The last row ("") is the default for every
+# other structure and for the voxels outside all structures in the voxel BED map.
 BED_PARAMETERS: Tuple[Tuple[str, float, float], ...] = (
-    ("kidney", 2.6, 2.8),
-    ("tumour", 10.0, 1.5),
-    ("tumor", 10.0, 1.5),
+    (KIDNEY, 2.6, 2.8),
+    (TUMOUR, 10.0, 1.5),
     ("", 3.0, 1.5),
 )
 V_THRESHOLDS_GY = (5.0, 10.0, 20.0, 23.0, 30.0)
+# Allowed difference, beyond the kernel's spill, between a structure's reported mean and the dose map's
+# mean over it before a warning (mass on the SPECT grid vs at CT resolution, e.g. lungs, bone).
+MAP_MEAN_TOLERANCE = 0.01
 # Standard uncertainty of a CT-based structure boundary's position (assumed: about one CT voxel).
 BOUNDARY_SD_MM = 1.0
 
@@ -54,8 +61,10 @@ def surface_area_mm2(mask: np.ndarray, spacing_xyz_mm) -> float:
 
 
 def bed_parameters_for(name: str) -> Tuple[float, float]:
-    for prefix, alpha_beta, t_rep in BED_PARAMETERS:
-        if name.lower().startswith(prefix):
+    """(alpha/beta Gy, T_rep h) of a structure, by the kind its name denotes."""
+    kind = structure_kind(name) or ""
+    for row_kind, alpha_beta, t_rep in BED_PARAMETERS:
+        if row_kind == kind:
             return alpha_beta, t_rep
     return BED_PARAMETERS[-1][1:]
 
@@ -173,9 +182,10 @@ def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
 def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm", psf_fwhm_mm: float = 11.0,
                        progress=None) -> StructureAnalysis:
     from startnet.dosimetry import density_on_grid, get_kernel, structure_dose_stats
-    from startnet.dosimetry.bed import bed_map, g_map_from_rates, structure_bed
+    from startnet.dosimetry.bed import structure_bed
     from startnet.dosimetry.uncertainty import structure_uncertainty
     from startnet.kinetics import fit_tac, fit_voxels
+    from startnet.structure_maps import bed_map_by_structure, kernel_electron_spill, scale_voxel_tia
 
     grid = registered.reference_grid
     spacing = grid.GetSpacing()
@@ -224,12 +234,9 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
         voxel_counts = {"single_time_point": int(body.sum())}
         warnings.append("one time point only: per-voxel TIA scaled from each structure's single-time-point estimate")
 
-    scales = {}
-    for name, mask in structures.masks.items():
-        voxel_sum = float(tia[mask].sum(dtype=np.float64))
-        scales[name] = fits[name].tia_mbq_h / voxel_sum if voxel_sum > 0 else float("nan")
-        if voxel_sum > 0:
-            tia[mask] *= np.float32(scales[name])
+    scales, tia_scaling, scaling_warnings = scale_voxel_tia(
+        tia, structures.masks, structures.fraction_maps(), {name: fits[name].tia_mbq_h for name in structures.masks})
+    warnings += scaling_warnings
     if progress is not None:
         progress.update(1.0, "kinetics done")
         progress.stage("dose", f"absorbed dose ({method})")
@@ -237,13 +244,13 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
     kernel = get_kernel(tuple(float(s) for s in spacing))
     dose = compute_dose(method, tia, voxel_ml, density, kernel)
     total = np.asarray(dose.total_gy, dtype=np.float32)
-    kidney_ab, kidney_trep = bed_parameters_for("kidney")
-    bed = bed_map(total, g_map_from_rates(k_map, kidney_trep), kidney_ab)
+    bed = bed_map_by_structure(total, k_map, structures.masks, bed_parameters_for, BED_PARAMETERS[-1][1:])
 
     results: OrderedDict[str, Dict[str, Any]] = OrderedDict()
     dvhs = {}
     fractions = structures.fraction_maps()
     voxel_mass_g = density * np.float32(voxel_ml)
+    spill = kernel_electron_spill(kernel) if method != "led" else 0.0
     for name, mask in structures.masks.items():
         fit = fits[name]
         share = fractions[name]
@@ -255,8 +262,15 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
         photon_gy = (float(np.sum(share * voxel_mass_g * dose.photon_gy, dtype=np.float64))
                      / float(np.sum(share * voxel_mass_g, dtype=np.float64)))
         mean_gy = electron_gy + photon_gy
-        stats = structure_dose_stats(total, mask, voxel_mass_g=voxel_mass_g, v_thresholds_gy=V_THRESHOLDS_GY)
+        # the map over the structure, each voxel weighted by the structure's share of its mass (as mass_g)
+        stats = structure_dose_stats(total, share > 0, voxel_mass_g=share * voxel_mass_g,
+                                     v_thresholds_gy=V_THRESHOLDS_GY)
         scale = mean_gy / stats.mean_gy if stats.mean_gy > 0 else 1.0
+        if abs(scale - 1.0) > spill + MAP_MEAN_TOLERANCE:
+            warnings.append(f"{name}: the dose map's mean over the structure ({stats.mean_gy:.3g} Gy) differs from "
+                            f"its reported mean ({mean_gy:.3g} Gy) by more than the kernel's spill "
+                            f"({100 * spill:.1f} %); mass at CT resolution {mass_g:.4g} g, on the SPECT grid "
+                            f"{float(np.sum(share * voxel_mass_g, dtype=np.float64)):.4g} g")
         alpha_beta, t_rep = bed_parameters_for(name)
         bed_result = structure_bed(name, mean_gy, fit, alpha_beta, t_rep)
         budget = structure_uncertainty(name, tia_mbq_h=fit.tia_mbq_h, tia_fit_sd_mbq_h=fit.tia_sd_mbq_h,
@@ -286,16 +300,29 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
         }
     provenance = {
         "kinetics": {"structure_models": {n: f.model for n, f in fits.items()}, "voxel_model_counts": voxel_counts,
-                     "voxel_tia": "per-voxel fits, scaled inside each structure to its fitted TIA",
+                     "voxel_tia": "per-voxel fits, scaled inside each structure so that its voxels weighted by "
+                                  "the structure's shares sum to its fitted TIA" if tia_scaling == "fractional shares"
+                                  else "per-voxel fits, scaled over each structure's binary mask to its fitted TIA",
                      "partial_volume_correction": pvc_used},
         "dose": {"method": method, "kernel": getattr(kernel, "provenance", None), "nuclide": LU177.name,
                  "structure_mean": "electrons: TIA x mean electron energy / structure mass (CT density at CT "
                                    "resolution when the segmentation file is given, else on the SPECT grid with "
                                    "voxel fractions); photons: mass-weighted mean of the photon dose map",
-                 "voxel_statistics": "min/max/median/D2/D50/D98/DVH from the dose map over the structure, scaled "
-                                     "by mean_gy / voxel_map_mean_gy",
+                 "voxel_statistics": "voxel_map_mean_gy and min/max/median/D2/D50/D98/DVH from the dose map over "
+                                     "the voxels the structure has a share of, each weighted by that share x voxel "
+                                     "mass; all but voxel_map_mean_gy scaled by mean_gy / voxel_map_mean_gy",
+                 "map_consistency": "dose.nrrd, bed.nrrd and RT Dose come from the same map; its share-weighted "
+                                    "mean over a structure equals mean_gy within the electron energy the kernel "
+                                    f"carries out of a voxel ({100 * spill:.1f} % at this voxel size; 0 for led) "
+                                    "where the structure's mass on the SPECT grid matches its CT mass",
+                 "kernel_electron_spill_pct": _finite(100 * spill, 2),
                  "density": "CT HU -> density curve" if ct_grid is not None else "water"},
-        "bed": {"by_prefix": [list(p) for p in BED_PARAMETERS], "voxel_map": "kidney parameters, voxel clearance rate"},
+        "bed": {"by_prefix": [list(p) for p in BED_PARAMETERS],
+                "structure_kinds": "structure name -> kind by startnet.structure_kinds (tumour, tumor, lesion, "
+                                   "metasta..., met: tumour); '' = every other structure",
+                "voxel_map": "each structure's voxels with its own alpha/beta and T_rep, G = k / (k + ln2 / T_rep) "
+                             "from the voxel clearance rate k; voxels outside every structure alpha/beta "
+                             f"{BED_PARAMETERS[-1][1]:g} Gy, T_rep {BED_PARAMETERS[-1][2]:g} h"},
         "uncertainty": f"GUM: calibration factor, recovery coefficient, volume (boundary SD {BOUNDARY_SD_MM:g} mm "
                        "over the structure surface), fit covariance",
     }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from startnet.errors import InputError
+from startnet.structure_kinds import KIDNEY, LIVER, SPLEEN, TUMOUR, structure_kind
 
 PROJECT_DEFAULT_SOURCE = (
     "START-NET project default (round literature-order value for 177Lu-SSTR peptides; "
@@ -32,7 +33,11 @@ class PopulationTeff:
 
 @dataclass
 class PopulationTable:
-    """Structure name (case-insensitive; aliases allowed) -> population T_eff entry."""
+    """Structure name (case-insensitive; aliases allowed) -> population T_eff entry.
+
+    ``aliases``: word -> entry name, tried (exactly, then anywhere in the name) before the shared
+    alias table of ``startnet.structure_kinds``.
+    """
 
     entries: Dict[str, PopulationTeff] = field(default_factory=dict)
     aliases: Dict[str, str] = field(default_factory=dict)
@@ -50,18 +55,20 @@ class PopulationTable:
         key = self.aliases.get(key, key)
         if key in self.entries:
             return self.entries[key]
-        # substring matches ("Kidney_Left", "Tumor 3", "liver lesion 2"): aliases first, then the
-        # entries, each in table order, so that the default table's tumour words win over organs.
-        pairs = list(self.aliases.items()) + [(name, name) for name in self.entries]
-        for word, target in pairs:
-            if word in key and target in self.entries:
-                return self.entries[target]
+        # the kind the name denotes ("Kidney_Left", "Tumor 3", "liver lesion 2" -> tumour), from this
+        # table's own aliases first, then the shared alias table; then an entry named in the name
+        kind = structure_kind(key, self.aliases)
+        if kind in self.entries:
+            return self.entries[kind]
+        for name in self.entries:
+            if name in key:
+                return self.entries[name]
         return None
 
 
 def default_population_table() -> PopulationTable:
-    table = PopulationTable(aliases={"tumor": "tumour", "lesion": "tumour", "metastas": "tumour",
-                                     "kidneys": "kidney"})
-    for name, t_eff_h in (("tumour", 90.0), ("kidney", 50.0), ("liver", 70.0), ("spleen", 70.0)):
+    """The project defaults; names are matched to kinds by ``startnet.structure_kinds``."""
+    table = PopulationTable()
+    for name, t_eff_h in ((TUMOUR, 90.0), (KIDNEY, 50.0), (LIVER, 70.0), (SPLEEN, 70.0)):
         table.add(name, t_eff_h, 0.2, PROJECT_DEFAULT_SOURCE)
     return table
