@@ -159,3 +159,54 @@ def test_voxel_g_map_from_voxel_fit_matches_structure_kinetics():
     np.testing.assert_allclose(g, g_factor_mono(50.0, 2.8), rtol=1e-5)
     dose = (res.tia_mbq_h * 0.08532 / 0.1).astype(np.float32)  # LED, 0.1 mL water voxels
     np.testing.assert_allclose(bed_map(dose, g), bed_from_dose(dose.astype(float), 50.0), rtol=1e-5)
+
+
+def test_g_of_a_plateau_fit_uses_a_grid_bounded_by_the_data():
+    # issue 10 finding 4: a hybrid with k = 1e-6 asked for a 4.1 GiB grid (40 tail half-lives)
+    from startnet.kinetics import fit_tac, trapezoid_fit
+    from startnet.kinetics.tacfit import TacFit
+
+    t4 = np.array([4.0, 24.0, 96.0, 168.0])
+    fit = fit_tac(t4, [1.9, 2.0, 2.0, 2.0])
+    g = g_factor_for_fit(fit, 1.5)
+    assert g == pytest.approx(_g_nested_quad_mu(fit, 1.5, [4.0, 24.0, 96.0]), rel=1e-4)
+    # a piecewise fit with a very slow tail (as a released fit had) costs no more than its data
+    trap = trapezoid_fit(t4, [1.9, 2.0, 2.0, 2.0])
+    slow = TacFit(**{**trap.__dict__, "tail_exponential": (2.0, 1e-6)})
+    import tracemalloc
+
+    tracemalloc.start()
+    g_slow = g_factor_for_fit(slow, 1.5)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20e6 and 0.0 < g_slow < g
+
+
+def _g_nested_quad_mu(fit, t_rep_h, kinks):
+    mu = LN2 / t_rep_h
+    k = fit.tail_exponential[1]
+    t_switch = float(fit.times_h[-1])
+
+    def rate(s):
+        return float(fit.evaluate(s))
+
+    def memory(t):
+        inside = [x for x in kinks if x < t] or None
+        return integrate.quad(lambda s: rate(s) * math.exp(-mu * (t - s)), 0.0, t, points=inside, limit=400)[0]
+
+    inner = integrate.quad(lambda t: rate(t) * memory(t), 0.0, t_switch, points=kinks, limit=400, epsrel=1e-11)[0]
+    a_sw = rate(t_switch)
+    inner += a_sw * a_sw / (2 * k * (k + mu)) + a_sw / (k + mu) * memory(t_switch)
+    dose = integrate.quad(rate, 0.0, t_switch, points=kinks, limit=400)[0] + a_sw / k
+    return 2 * inner / dose**2
+
+
+def test_voxel_g_map_never_uses_a_rate_below_physical_decay():
+    from startnet.physics.lu177 import LU177
+
+    lam = LU177.decay_constant_per_h
+    g = g_map_from_rates(np.array([0.0, 1e-6, lam, 0.1], np.float32), 1.5)
+    mu = LN2 / 1.5
+    assert g[0] == 0.0
+    assert g[1] == pytest.approx(lam / (lam + mu), rel=1e-5)
+    assert g[3] == pytest.approx(0.1 / (0.1 + mu), rel=1e-5)

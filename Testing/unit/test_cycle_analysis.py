@@ -120,3 +120,16 @@ def test_voxels_claimed_twice_go_to_one_structure():
     cortex[1, 1, 1] = False
     kept = resolve_contested_voxels(OrderedDict(kidney=kidney, cortex=cortex), {})
     assert np.array_equal(kept["cortex"], cortex) and np.array_equal(kept["kidney"], kidney)
+
+
+def test_single_time_point_voxel_rates_use_the_population_t_eff():
+    # issue 10 finding 12: the voxel BED rate of a Haenscheid structure was ln2 / t
+    from startnet.cycle_analysis import _single_timepoint_voxel_tia
+    from startnet.kinetics import fit_tac
+
+    activity = np.ones((2, 2, 2), np.float32)
+    labels = np.zeros((2, 2, 2), np.int32)
+    labels[0] = 1
+    fit = fit_tac([96.0], [float(activity[labels == 1].sum())], structure="kidney_left", models=("haenscheid",))
+    _, k_map = _single_timepoint_voxel_tia(activity, np.ones((2, 2, 2), bool), labels, {1: fit}, 96.0)
+    np.testing.assert_allclose(k_map[labels == 1], math.log(2.0) / 50.0, rtol=1e-6)

@@ -112,11 +112,16 @@ def test_physical_constraint_active_and_released():
     fit = fit_tac(t, y, sigma_mbq=0.05 * y, models=("mono",))
     assert fit.params["k_per_h"] == pytest.approx(LAM, rel=1e-6)
     assert any("constraint active" in w for w in fit.warnings)
-    # precise data clearly slower than decay: the data win, and that is recorded
+    # precise data clearly slower than decay: recorded, but never extrapolated slower than decay
+    # (the release to k = 0.5 lambda integrated 2x the physical-tail TIA)
     y2 = 100 * np.exp(-0.5 * LAM * t)
     fit2 = fit_tac(t, y2, sigma_mbq=0.001 * y2, models=("mono",))
-    assert fit2.params["k_per_h"] == pytest.approx(0.5 * LAM, rel=1e-4)
-    assert any("released" in w for w in fit2.warnings)
+    assert fit2.params["k_per_h"] == pytest.approx(LAM, rel=1e-6)
+    assert any("decay slower than physical decay" in w for w in fit2.warnings)
+    fit3 = fit_tac(t, y2, sigma_mbq=0.001 * y2)
+    assert fit3.model == "trapezoid" and "never extrapolated slower than physical decay" in fit3.selection_reason
+    assert fit3.tia_mbq_h == pytest.approx(trapezoid_fit(t, y2).tia_mbq_h, rel=1e-12)
+    assert fit3.tail_exponential[1] == pytest.approx(LAM, rel=1e-12)
 
 
 @pytest.mark.parametrize("model_name,truth", [("mono", "mono"), ("bi_uptake", "bi_uptake")])
@@ -202,3 +207,44 @@ def test_bad_input_raises_input_error(times, act, sigma):
 def test_unknown_model_named_in_error():
     with pytest.raises(InputError, match="quadratic"):
         fit_tac([1.0, 2.0, 3.0], [3.0, 2.0, 1.0], models=("quadratic",))
+
+
+def test_still_rising_at_last_scan_never_falls_faster_than_physical_decay():
+    # issue 10 finding 3: mono held at lambda through rising points integrated 0.34x of the
+    # trapezoid with a physical-decay tail
+    t4 = np.array([4.0, 24.0, 96.0, 168.0])
+    y = np.array([1.0, 2.0, 2.6, 2.7])
+    floor = trapezoid_fit(t4, y).tia_mbq_h
+    fit = fit_tac(t4, y)
+    assert fit.tia_mbq_h >= floor * (1 - 1e-9), (fit.model, fit.tia_mbq_h / floor)
+    assert "rises up to the last scan" in fit.selection_reason and "physical decay" in fit.selection_reason
+    assert fit.model == "trapezoid" and fit.tail_exponential[1] == pytest.approx(LAM, rel=1e-12)
+    # an uptake curve with clearance at the physical rate, still rising at 168 h: the uptake
+    # model (late rate bounded by physical decay) reproduces it where the trapezoid would lose 28 %
+    k_up = LN2 / 90.0
+    y_true = 100.0 * (np.exp(-LAM * t4) - np.exp(-k_up * t4))
+    truth = 100.0 * (1 / LAM - 1 / k_up)
+    rising = fit_tac(t4, y_true)
+    assert rising.model == "uptake_physical_clearance" and "rises up to the last scan" in rising.selection_reason
+    assert rising.tia_mbq_h == pytest.approx(truth, rel=1e-3)
+    assert trapezoid_fit(t4, y_true).tia_mbq_h < 0.75 * truth
+    assert np.all(rising.rates_per_h >= LAM * (1 - 1e-9))
+
+
+def test_plateau_is_never_extrapolated_slower_than_physical_decay():
+    # issue 10 finding 4: [1.9, 2, 2, 2] gave k = 1e-6 and a TIA of 2e6 MBq.h
+    t4 = np.array([4.0, 24.0, 96.0, 168.0])
+    y = np.array([1.9, 2.0, 2.0, 2.0])
+    fit = fit_tac(t4, y)
+    assert fit.model == "trapezoid" and "never extrapolated slower than physical decay" in fit.selection_reason
+    assert fit.tia_mbq_h == pytest.approx(trapezoid_fit(t4, y).tia_mbq_h, rel=1e-12)
+    assert fit.tia_mbq_h < 1000.0
+    # whatever the model, nothing decays slower than physical decay after the last point
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        k = LAM * rng.uniform(0.9, 1.3)
+        yy = 50.0 * (np.exp(-k * t4) - np.exp(-0.3 * t4)) * rng.normal(1.0, 0.05, 4)
+        f = fit_tac(t4, yy)
+        tail_rate = f.rates_per_h.min() if f.is_exponential else f.tail_exponential[1]
+        assert tail_rate >= LAM * (1 - 1e-9), (f.model, tail_rate)
+        assert f.tia_mbq_h <= 1.5 * 50.0 * (1 / LAM), f.summary()

@@ -98,3 +98,18 @@ def test_population_table_aliases_and_user_entries():
     assert (entry.t_eff_h, entry.rel_sd, entry.source) == (40.0, 0.3, "site study 2025")
     with pytest.raises(InputError):
         table.add("x", -1.0)
+
+
+def test_haenscheid_bed_g_factor_uses_the_population_t_eff():
+    # issue 10 finding 12: a Haenscheid run took T_eff = t (96 h) for the G factor
+    from startnet.dosimetry.bed import g_factor_for_fit, g_factor_mono
+
+    fit = fit_tac([96.0], [40.0], structure="kidney_left", models=("haenscheid",))
+    assert fit.model == "haenscheid" and fit.tia_mbq_h == pytest.approx(40.0 * 2 * 96.0 / LN2, rel=1e-12)
+    assert fit.bed_half_life_h == 50.0 and "population T_eff 50" in fit.selection_reason
+    assert g_factor_for_fit(fit, 2.8) == pytest.approx(g_factor_mono(50.0, 2.8), rel=1e-12)
+    (a, k), = fit.dose_rate_exponentials()
+    assert a / k == pytest.approx(fit.tia_mbq_h, rel=1e-12)
+    # without a population value Haenscheid's T_eff = t stays, and the run says so
+    other = fit_tac([96.0], [40.0], structure="left parotid")
+    assert other.bed_half_life_h == pytest.approx(96.0) and any("T_eff = t" in w for w in other.warnings)

@@ -155,3 +155,18 @@ def test_geometry_and_input_errors():
         fit_voxels([1.0, 1.0, 2.0, 3.0], act, np.ones((2, 2, 2), bool))
     with pytest.raises(InputError):
         fit_voxels(T4, act, np.ones((2, 2, 2), bool), structure_fits={1: None})
+
+
+def test_fallback_rates_for_bed_are_never_below_physical_decay():
+    # issue 10 finding 4 (voxel side): a plateau voxel's equivalent rate A_peak / TIA was below lambda
+    plateau = np.array([1.9, 2.0, 2.0, 2.0])
+    act = np.broadcast_to(plateau[:, None, None, None], (4, 1, 2, 2)).astype(np.float32)
+    mask = np.ones((1, 2, 2), bool)
+    res = fit_voxels(T4, act, mask, min_peak_mbq=10.0)  # low count: code 3
+    assert np.all(res.model_map == 3)
+    assert np.all(res.k_per_h >= np.float32(LAM) * (1 - 1e-6))
+    struct = fit_tac(T4, act[:, mask].sum(axis=1, dtype=np.float64))
+    scaled = fit_voxels(T4, act, mask, min_peak_mbq=10.0, structure_fits=struct)  # code 4
+    assert np.all(scaled.model_map == 4)
+    assert np.all(scaled.k_per_h >= np.float32(LAM) * (1 - 1e-6))
+    assert scaled.total_tia_mbq_h() == pytest.approx(struct.tia_mbq_h, rel=1e-5)

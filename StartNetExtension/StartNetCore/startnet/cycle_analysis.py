@@ -172,6 +172,16 @@ def _without_empty(structures, activities, warnings: List[str]):
                    ct_masses_g={n: m for n, m in structures.ct_masses_g.items() if n in keep})
 
 
+def _without_failed(structures, failed: Dict[str, str]):
+    """The structures whose time-activity fit succeeded (failures are reported in warnings/provenance)."""
+    if not failed:
+        return structures
+    keep = [name for name in structures.masks if name not in failed]
+    return replace(structures, masks=OrderedDict((n, structures.masks[n]) for n in keep),
+                   fractions={n: f for n, f in structures.fractions.items() if n in keep},
+                   ct_masses_g={n: m for n, m in structures.ct_masses_g.items() if n in keep})
+
+
 def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
     from startnet.segmentation import resample_mask
 
@@ -182,9 +192,10 @@ def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
 def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm", psf_fwhm_mm: float = 11.0,
                        progress=None) -> StructureAnalysis:
     from startnet.dosimetry import density_on_grid, get_kernel, structure_dose_stats
-    from startnet.dosimetry.bed import structure_bed
+    from startnet.dosimetry.bed import BedResult, structure_bed
     from startnet.dosimetry.uncertainty import structure_uncertainty
     from startnet.kinetics import fit_tac, fit_voxels
+    from startnet.kinetics.fit import AICC_CONVENTION
     from startnet.structure_maps import bed_map_by_structure, kernel_electron_spill, scale_voxel_tia
 
     grid = registered.reference_grid
@@ -211,9 +222,18 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
     if progress is not None:
         progress.stage("kinetics", "fitting time-activity curves per structure and per voxel")
     fits: Dict[str, Any] = {}
+    failed: Dict[str, str] = {}
     for name in structures.masks:
-        fits[name] = fit_tac(times, activities[name], structure=name)
+        try:
+            fits[name] = fit_tac(times, activities[name], structure=name)
+        except Exception as exc:  # one structure's failed fit must not abort the others
+            if name.startswith("kidney"):
+                raise
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            warnings.append(f"structure '{name}': time-activity fit failed ({failed[name]}); left out")
+            continue
         warnings += [f"{name}: {w}" for w in fits[name].warnings]
+    structures = _without_failed(structures, failed)
     if progress is not None:
         progress.update(0.3, "per-voxel fits")
 
@@ -272,7 +292,13 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
                             f"({100 * spill:.1f} %); mass at CT resolution {mass_g:.4g} g, on the SPECT grid "
                             f"{float(np.sum(share * voxel_mass_g, dtype=np.float64)):.4g} g")
         alpha_beta, t_rep = bed_parameters_for(name)
-        bed_result = structure_bed(name, mean_gy, fit, alpha_beta, t_rep)
+        try:
+            bed_result = structure_bed(name, mean_gy, fit, alpha_beta, t_rep)
+        except Exception as exc:  # a BED failure leaves the structure's dose in place
+            if name.startswith("kidney"):
+                raise
+            warnings.append(f"structure '{name}': BED not computed ({type(exc).__name__}: {exc})")
+            bed_result = BedResult(name, mean_gy, math.nan, math.nan, math.nan, alpha_beta, t_rep, "failed")
         budget = structure_uncertainty(name, tia_mbq_h=fit.tia_mbq_h, tia_fit_sd_mbq_h=fit.tia_sd_mbq_h,
                                        volume_ml=volume_ml, volume_sd_ml=volume_sd_ml, dose_gy=mean_gy,
                                        recovery=recovery)
@@ -300,6 +326,7 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
         }
     provenance = {
         "kinetics": {"structure_models": {n: f.model for n, f in fits.items()}, "voxel_model_counts": voxel_counts,
+                     "failed_structures": failed, "model_selection": AICC_CONVENTION,
                      "voxel_tia": "per-voxel fits, scaled inside each structure so that its voxels weighted by "
                                   "the structure's shares sum to its fitted TIA" if tia_scaling == "fractional shares"
                                   else "per-voxel fits, scaled over each structure's binary mask to its fitted TIA",
@@ -368,7 +395,7 @@ def _single_timepoint_voxel_tia(activity: np.ndarray, body, labels, label_fits, 
         measured = float(fit.activity_mbq[0])
         if measured > 0:
             tia[region] = activity[region] * np.float32(fit.tia_mbq_h / measured)
-            k_map[region] = np.float32(math.log(2.0) / fit.effective_half_life_h)
+            k_map[region] = np.float32(math.log(2.0) / fit.bed_half_life_h)  # population T_eff for STP
     return tia, k_map
 
 

@@ -37,6 +37,7 @@ from typing import Callable, Dict, List, Mapping, Tuple
 import numpy as np
 
 from startnet.errors import InputError
+from startnet.physics.lu177 import LU177
 
 
 def label_map(masks: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -117,7 +118,8 @@ def bed_map_by_structure(dose_gy: np.ndarray, k_per_h: np.ndarray, masks: Mappin
     """Voxel BED map (Gy, float32), each structure's voxels with its own radiobiology.
 
     BED = D (1 + G D / (alpha/beta)) with G = k / (k + ln2 / T_rep) from the voxel's clearance rate k
-    (instant uptake; 0 where k <= 0). ``parameters_for(name)`` gives a structure's (alpha/beta Gy,
+    (instant uptake; 0 where k <= 0; k never below the physical decay constant). ``parameters_for(name)``
+    gives a structure's (alpha/beta Gy,
     T_rep h); voxels outside every mask use ``default``. Where masks overlap the later one wins.
     """
     names = list(masks)
@@ -131,5 +133,8 @@ def bed_map_by_structure(dose_gy: np.ndarray, k_per_h: np.ndarray, masks: Mappin
     mu = np.array([math.log(2.0) / row[1] for row in table], np.float32)[labels]
     dose = np.asarray(dose_gy, np.float32)
     k = np.asarray(k_per_h, np.float32)
-    g = np.where(k > 0, k / (np.maximum(k, 0) + mu), np.float32(0.0)).astype(np.float32)
+    # rates between 0 and the physical decay constant are raised to it (nothing clears slower than it
+    # decays; G grows with k, so this never lowers a BED), as in dosimetry.bed.g_map_from_rates
+    k = np.where(k > 0, np.maximum(k, np.float32(LU177.decay_constant_per_h)), np.float32(0.0))
+    g = np.where(k > 0, k / (k + mu), np.float32(0.0)).astype(np.float32)
     return dose * (np.float32(1.0) + g * dose / alpha_beta)

@@ -31,6 +31,7 @@ from scipy.integrate import trapezoid
 from scipy.signal import lfilter
 
 from startnet.errors import GeometryError, InputError
+from startnet.physics.lu177 import LU177
 
 KIDNEY_ALPHA_BETA_GY = 2.6
 KIDNEY_T_REP_H = 2.8
@@ -66,14 +67,8 @@ def g_factor_mono(t_eff_h: float, t_rep_h: float = KIDNEY_T_REP_H) -> float:
     return t_rep_h / (t_rep_h + t_eff_h)
 
 
-def g_factor_numeric(rate: Callable[[np.ndarray], np.ndarray], t_end_h: float,
-                     t_rep_h: float = KIDNEY_T_REP_H, dt_h: float = 0.05) -> float:
-    """G of an arbitrary dose-rate curve on [0, t_end_h] (rate ~ 0 after ``t_end_h``).
-
-    The inner integral I(t) = int_0^t Ddot(s) exp(-mu (t - s)) ds is advanced exactly for a
-    piecewise-linear Ddot on a uniform grid; the outer integral uses the trapezoid rule.
-    """
-    mu = repair_rate_per_h(t_rep_h)
+def _numeric_parts(rate: Callable[[np.ndarray], np.ndarray], t_end_h: float, mu: float, dt_h: float):
+    """(dose, G D^2, Ddot(t_end), I(t_end)) of ``rate`` on [0, t_end_h] (see ``g_factor_numeric``)."""
     n = max(int(math.ceil(t_end_h / dt_h)), 2)
     t = np.linspace(0.0, t_end_h, n + 1)
     h = t[1] - t[0]
@@ -83,20 +78,44 @@ def g_factor_numeric(rate: Callable[[np.ndarray], np.ndarray], t_end_h: float,
     e1 = h / mu - (1.0 - r) / mu**2
     x = d[:-1] * e0 + (d[1:] - d[:-1]) / h * e1
     inner = np.concatenate([[0.0], lfilter([1.0], [1.0, -r], x)])
-    dose = trapezoid(d, t)
-    gd2 = 2.0 * trapezoid(d * inner, t)
+    return trapezoid(d, t), 2.0 * trapezoid(d * inner, t), float(d[-1]), float(inner[-1])
+
+
+def g_factor_numeric(rate: Callable[[np.ndarray], np.ndarray], t_end_h: float,
+                     t_rep_h: float = KIDNEY_T_REP_H, dt_h: float = 0.05) -> float:
+    """G of an arbitrary dose-rate curve on [0, t_end_h] (rate ~ 0 after ``t_end_h``).
+
+    The inner integral I(t) = int_0^t Ddot(s) exp(-mu (t - s)) ds is advanced exactly for a
+    piecewise-linear Ddot on a uniform grid; the outer integral uses the trapezoid rule.
+    """
+    mu = repair_rate_per_h(t_rep_h)
+    dose, gd2, _, _ = _numeric_parts(rate, t_end_h, mu, dt_h)
     if not (dose > 0):
         raise InputError("g_factor_numeric: the dose-rate curve integrates to <= 0")
     return float(gd2 / dose**2)
 
 
-def g_factor_for_fit(fit, t_rep_h: float = KIDNEY_T_REP_H) -> float:
-    """G of a :class:`startnet.kinetics.TacFit` (closed form, or numerical for a trapezoid)."""
+def g_factor_for_fit(fit, t_rep_h: float = KIDNEY_T_REP_H, dt_h: float = 0.05) -> float:
+    """G of a :class:`startnet.kinetics.TacFit` (closed form, or numerical for a trapezoid/hybrid).
+
+    Piecewise fits: numerically on a grid over the data only, [0, last scan] (its size is bounded
+    by the scan times, never by the fitted rate), then the exponential tail a e^{-k t} after the
+    last scan in closed form: with T the last scan, D_T = Ddot(T) and I_T the repair-weighted
+    integral at T, int_T^inf Ddot I dt = D_T I_T / (k + mu) + D_T^2 / (2 k (k + mu)), dose D_T / k.
+    """
     if fit.is_exponential:
         return g_factor(fit.dose_rate_exponentials(), t_rep_h)
-    t_last = float(fit.trapezoid_nodes[0][-1])
-    t_end = t_last + 40.0 * LN2 / fit.tail_exponential[1]  # 40 half-lives of the tail
-    return g_factor_numeric(fit.evaluate, t_end, t_rep_h)
+    mu = repair_rate_per_h(t_rep_h)
+    k = float(fit.tail_exponential[1])
+    if not (k > 0) or not math.isfinite(k):
+        raise InputError(f"g_factor_for_fit('{fit.structure}'): tail rate must be > 0 1/h, got {k}")
+    t_end = float(max(fit.trapezoid_nodes[0][-1], np.max(fit.times_h)))
+    dose, gd2, d_end, inner_end = _numeric_parts(fit.evaluate, t_end, mu, dt_h)
+    dose += d_end / k
+    gd2 += 2.0 * (d_end * inner_end / (k + mu) + d_end * d_end / (2.0 * k * (k + mu)))
+    if not (dose > 0):
+        raise InputError(f"g_factor_for_fit('{fit.structure}'): the dose-rate curve integrates to <= 0")
+    return float(gd2 / dose**2)
 
 
 def _g_from(kinetics, t_rep_h: float) -> float:
@@ -160,13 +179,19 @@ def structure_bed(structure: str, dose_gy: float, kinetics, alpha_beta_gy: float
                      alpha_beta_gy, t_rep_h, text)
 
 
-def g_map_from_rates(k_per_h: np.ndarray, t_rep_h: float = KIDNEY_T_REP_H) -> np.ndarray:
-    """Per-voxel G = k / (k + mu) (instant uptake; 0 where k <= 0). float32 map."""
+def g_map_from_rates(k_per_h: np.ndarray, t_rep_h: float = KIDNEY_T_REP_H,
+                     min_rate_per_h: float = LU177.decay_constant_per_h) -> np.ndarray:
+    """Per-voxel G = k / (k + mu) (instant uptake; 0 where k <= 0). float32 map.
+
+    Rates between 0 and ``min_rate_per_h`` (the nuclide's physical decay constant: nothing clears
+    slower than it decays) are raised to it; G grows with k, so this never lowers a BED.
+    """
     mu = repair_rate_per_h(t_rep_h)
     k = np.asarray(k_per_h, dtype=np.float32)
     g = np.zeros_like(k)
     pos = k > 0
-    g[pos] = k[pos] / (k[pos] + np.float32(mu))
+    kk = np.maximum(k[pos], np.float32(min_rate_per_h))
+    g[pos] = kk / (kk + np.float32(mu))
     return g
 
 

@@ -23,7 +23,7 @@ so that an unidentifiable fast phase stays finite (uptake half-time >= ~4 min).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -40,8 +40,10 @@ class ExpModel:
     natural_names: Tuple[str, ...]
     amp_matrix: np.ndarray  # (terms, params): a = amp_matrix @ p
     rate_matrix: np.ndarray  # (terms, params): k = rate_matrix @ p
-    natural_matrix: np.ndarray  # (natural, params): natural = natural_matrix @ p
+    natural_matrix: np.ndarray  # (natural, params): natural = natural_matrix @ p (+ natural_offset)
     description: str
+    rate_offset: Optional[np.ndarray] = None  # fixed rates added: k = rate_matrix @ p + rate_offset
+    natural_offset: Optional[np.ndarray] = None
 
     @property
     def n_params(self) -> int:
@@ -51,7 +53,8 @@ class ExpModel:
         return self.amp_matrix @ p
 
     def rates(self, p: np.ndarray) -> np.ndarray:
-        return self.rate_matrix @ p
+        k = self.rate_matrix @ p
+        return k if self.rate_offset is None else k + self.rate_offset
 
     def evaluate(self, p: np.ndarray, t_h: np.ndarray) -> np.ndarray:
         t = np.asarray(t_h, dtype=float)
@@ -74,7 +77,10 @@ class ExpModel:
         return (1.0 / k) @ self.amp_matrix - (a / k**2) @ self.rate_matrix
 
     def natural(self, p: np.ndarray) -> Dict[str, float]:
-        return dict(zip(self.natural_names, (float(v) for v in self.natural_matrix @ p)))
+        values = self.natural_matrix @ p
+        if self.natural_offset is not None:
+            values = values + self.natural_offset
+        return dict(zip(self.natural_names, (float(v) for v in values)))
 
     def lower_bounds(self, min_rate_per_h: float) -> np.ndarray:
         lb = np.zeros(self.n_params)
@@ -122,3 +128,21 @@ MODELS: Dict[str, ExpModel] = {
 }
 
 EXPONENTIAL_MODELS = tuple(MODELS)
+
+UPTAKE_PHYSICAL = "uptake_physical_clearance"
+
+
+def uptake_physical_clearance(decay_constant_per_h: float) -> ExpModel:
+    """``a (e^{-lambda t} - e^{-(lambda + dk) t})``: uptake, then clearance by physical decay only.
+
+    For a curve still rising at the last scan the data cannot tell the clearance after the peak;
+    this model holds it at the physical decay constant (nothing clears slower than it decays, and
+    no biological clearance has been seen). p = (a, dk); A(0) = 0; k_uptake = lambda + dk.
+    """
+    lam = float(decay_constant_per_h)
+    return ExpModel(
+        UPTAKE_PHYSICAL, ("a", "dk"), ("a_mbq", "k_uptake_per_h"),
+        _m([[1, 0], [-1, 0]]), _m([[0, 0], [0, 1]]), _m([[1, 0], [0, 1]]),
+        "A(t) = a (exp(-lambda_phys t) - exp(-k_uptake t)), A(0) = 0, clearance by physical decay only",
+        rate_offset=np.array([lam, lam]), natural_offset=np.array([0.0, lam]),
+    )

@@ -8,8 +8,11 @@
   slowest rate >= lambda_phys as in ``fit_tac``), integrated analytically from the peak time.
   This is the structure-level twin of the voxel model code 2 (``startnet.kinetics.voxel``), used
   when the data show an uptake phase that no AICc-eligible uptake model can describe (e.g. 4 time
-  points). Its SD propagates every point's SD linearly through the trapezoid weights and the
-  tail fit's data sensitivity (J^T W J)^-1 J^T W, so the peak point's double use is exact.
+  points). When the points from the peak on decay no faster than physical decay (the tail's
+  rate would sit on lambda_phys or below it) ``hybrid_fit`` raises :class:`SlowTailError`: the
+  tail is then not extrapolated from those points (``fit_tac`` uses the trapezoid, whose tail
+  after the last point is physical decay). Its SD propagates every point's SD linearly through
+  the trapezoid weights and the tail fit's data sensitivity (J^T W J)^-1 J^T W, so the peak point's double use is exact.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from startnet.kinetics.wls import fit_constrained, validate_tac
 from startnet.physics.lu177 import LU177, Nuclide
 
 LN2 = math.log(2.0)
+
+
+class SlowTailError(FitError):
+    """The hybrid's tail points decay no faster than physical decay: use the trapezoid instead."""
 
 
 def trapezoid_fit(times_h, activity_mbq, sigma_mbq=None, *, nuclide: Nuclide = LU177, uptake: str = "zero",
@@ -91,9 +98,12 @@ def hybrid_fit(times_h, activity_mbq, sigma_mbq=None, absolute_sigma: Optional[b
     res = fit_constrained(model, tt, yy, ss, lam, absolute, release_constraint_sigmas)
     if not res["ok"]:
         raise FitError(f"hybrid TAC of '{name}': tail fit failed ({res['reason']})")
-    a, k = (float(v) for v in res["p"])
     if res["constraint_note"]:
-        warnings.append(res["constraint_note"])
+        # the points from the peak on decay no faster than physical decay: a mono-exponential held
+        # at lambda_phys would not go through them, and a slower one must not be extrapolated.
+        raise SlowTailError(f"hybrid TAC of '{name}': the points from the peak at {t[ip]:g} h on decay no "
+                            f"faster than physical decay ({res['constraint_note']})")
+    a, k = (float(v) for v in res["p"])
     if np.any(y[: ip + 1] < 0):
         warnings.append("negative activity values clipped to 0 in the uptake trapezoid")
     yc = np.clip(y[: ip + 1], 0.0, None)
@@ -110,7 +120,7 @@ def hybrid_fit(times_h, activity_mbq, sigma_mbq=None, absolute_sigma: Optional[b
     # linear data sensitivity of the tail: d tail / d y_tail = g^T (J^T J)^-1 J^T / s (k fixed if constrained)
     j = model.jacobian(res["p"], tt) / ss[:, None]
     g = np.array([e / k, -a * e * (tp / k + 1.0 / k**2)])
-    free = slice(0, 1) if "constraint active" in res["constraint_note"] else slice(0, 2)
+    free = slice(0, 2)  # the tail rate is above lambda_phys here (held tails raise SlowTailError)
     jf = j[:, free]
     sens = g[free] @ np.linalg.solve(jf.T @ jf, jf.T) / ss
     grad = w.copy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -68,6 +69,14 @@ class TacFit:
     rates_per_h: Optional[np.ndarray] = None
     trapezoid_nodes: Optional[Tuple[np.ndarray, np.ndarray]] = field(default=None, repr=False)
     tail_exponential: Optional[Tuple[float, float]] = None  # (a, k): A(t) = a e^{-k t} after the nodes
+    # single time point (Haenscheid): population T_eff used for the BED G factor instead of T_eff = t
+    bed_t_eff_h: Optional[float] = None
+    bed_t_eff_source: str = ""
+
+    @property
+    def bed_half_life_h(self) -> float:
+        """Effective half-life that describes the dose-rate shape for BED (population T_eff for STP)."""
+        return self.bed_t_eff_h if self.bed_t_eff_h else self.effective_half_life_h
 
     @property
     def is_exponential(self) -> bool:
@@ -95,13 +104,18 @@ class TacFit:
         The dose rate of a structure is proportional to its activity, so these pairs describe
         the shape of the dose rate (``startnet.dosimetry.bed.g_factor`` is scale invariant).
         A trapezoid fit is not a sum of exponentials: use
-        ``startnet.dosimetry.bed.g_factor_for_fit`` (numerical) instead.
+        ``startnet.dosimetry.bed.g_factor_for_fit`` (numerical) instead. A single-time-point
+        Haenscheid fit with ``bed_t_eff_h`` set describes its shape by that population T_eff
+        (instant uptake, same TIA) rather than by Haenscheid's implicit T_eff = t.
         """
         if not self.is_exponential:
             raise FitError(
                 f"TAC fit of '{self.structure}': model '{self.model}' is not a sum of exponentials; "
                 "use startnet.dosimetry.bed.g_factor_for_fit for its G factor"
             )
+        if self.bed_t_eff_h:
+            k = math.log(2.0) / self.bed_t_eff_h
+            return [(float(self.tia_mbq_h * k), float(k))]
         return [(float(a), float(k)) for a, k in zip(self.amplitudes_mbq, self.rates_per_h)]
 
     def summary(self) -> str:

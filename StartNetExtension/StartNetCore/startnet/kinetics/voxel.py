@@ -25,8 +25,9 @@ Per voxel inside ``mask`` (T time points, T >= 2), closed form, no iterations:
 ``model_map`` legend (uint8): 0 outside mask, 1 mono, 2 uptake + mono tail, 3 trapezoid +
 physical tail (fallback), 4 scaled structure TAC (fallback). ``k_per_h`` holds the voxel's
 clearance rate (codes 1, 2), the structure's dominant clearance rate (code 4) or the
-equivalent rate A_peak / TIA (code 3): it is what voxel BED maps use
-(``startnet.dosimetry.bed.g_map_from_rates``).
+equivalent rate A_peak / TIA (code 3), never below lambda_phys: it is what voxel BED maps use
+(``startnet.dosimetry.bed.g_map_from_rates``). No voxel is extrapolated beyond the last scan
+slower than physical decay (tail rates are held at >= lambda_phys, code 3 decays physically).
 
 Memory: the input is used in place when it is a C-contiguous float32 array (other dtypes are
 converted once: one more copy of the input); outputs are two float32 maps and one uint8 map.
@@ -196,6 +197,8 @@ def _fit_kernel(times, act, mask, lam, min_peak, max_rate, n_irls, labels, has_l
                 vl = act[n_t - 1, i] if np.isfinite(act[n_t - 1, i]) else 0.0
                 tia = area + max(vl, 0.0) / lam
                 k = max(vmax, 0.0) / tia if tia > 0.0 else lam
+                if k < lam:
+                    k = lam  # a rate for BED: nothing clears slower than it decays
                 code = 3
         tia_out[i] = tia
         code_out[i] = code
@@ -294,4 +297,6 @@ def _shape_table(structure_fits, labels, grid_shape, t):
             shape_k[key] = math.log(2.0) / fit.effective_half_life_h
         else:
             shape_k[key] = float(np.max(s)) / fit.tia_mbq_h
+        # a clearance rate for BED is never below physical decay (nothing clears slower than it decays)
+        shape_k[key] = max(shape_k[key], fit.physical_decay_constant_per_h)
     return has_labels, default_label, lab_flat, shape_vals, shape_norm, shape_tia, shape_k

@@ -69,6 +69,13 @@ def _starts(model: ExpModel, t: np.ndarray, y: np.ndarray, kmin: float) -> List[
         return [np.array([a_all, k_all]), np.array([a_late, k_late])]
     if model.name == "bi_uptake":
         return [np.array([a_late, k_late, d]) for d in fast]
+    if model.rate_offset is not None:  # uptake with physical clearance: p = (a, dk)
+        starts = []
+        for d in fast + [3.0 / t[-1], 1.0 / t[-1], 0.3 / t[-1]]:
+            shape = model.evaluate(np.array([1.0, d]), t)
+            if np.max(shape) > 0:
+                starts.append(np.array([float(np.max(y)) / float(np.max(shape)), d]))
+        return starts
     a_fast = max(float(y[0]) - a_late * math.exp(-k_late * t[0]), 0.05 * a_late)
     if model.name == "bi":
         return [np.array([a_late, k_late, a_fast * math.exp(d * t[0]), d]) for d in fast[:2]]
@@ -108,27 +115,36 @@ def _covariance(model, p, t, s, wrss, absolute) -> np.ndarray:
 
 
 def fit_constrained(model, t, y, s, lam, absolute, nsig) -> dict:
+    """Fit ``model`` with its slowest clearance rate k1 >= ``lam`` (never released).
+
+    When the optimum sits on the bound, the model is refitted with k1 free only to *test* the
+    data: if the free k1 + ``nsig`` SD < ``lam`` the data decay slower than physical decay
+    (continued uptake, a plateau) and ``slower_than_physical`` is set. The returned parameters
+    stay the constrained ones: an exponential slower than physical decay is never extrapolated
+    beyond the last point (the callers then use the data with a physical-decay tail instead).
+    """
     res = _lsq(model, t, y, s, lam)
     if res is None:
-        return {"ok": False, "reason": "optimiser failed from every start"}
+        return {"ok": False, "reason": "optimiser failed from every start", "slower_than_physical": False,
+                "constraint_note": ""}
     p = res.x
     wrss = 2.0 * res.cost
     cov = _covariance(model, p, t, s, wrss, absolute)
-    k1_index = model.fit_names.index("k1")
     reason = "converged"
     constraint_note = ""
-    if p[k1_index] <= lam * (1.0 + 1e-6):
+    slower = False
+    k1_index = model.fit_names.index("k1") if "k1" in model.fit_names else None  # else rates fixed >= lambda
+    if k1_index is not None and p[k1_index] <= lam * (1.0 + 1e-6):
+        constraint_note = f"constraint active: slowest clearance held at lambda_phys = {lam:.4g} 1/h"
         free = _lsq(model, t, y, s, 1e-6)
-        released = False
         if free is not None:
             cov_free = _covariance(model, free.x, t, s, 2.0 * free.cost, absolute)
             sd_k = math.sqrt(max(cov_free[k1_index, k1_index], 0.0))
             if free.x[k1_index] + nsig * sd_k < lam and np.all(np.isfinite(cov_free)):
-                p, wrss, cov, released = free.x, 2.0 * free.cost, cov_free, True
-                constraint_note = (f"constraint k >= lambda_phys released: data give k = {p[k1_index]:.3g} "
-                                   f"+/- {sd_k:.2g} 1/h < lambda_phys {lam:.4g} 1/h by > {nsig:g} SD")
-        if not released:
-            constraint_note = f"constraint active: slowest clearance held at lambda_phys = {lam:.4g} 1/h"
+                slower = True
+                constraint_note += (f"; the data decay slower than physical decay (free fit k = "
+                                    f"{free.x[k1_index]:.3g} +/- {sd_k:.2g} 1/h, > {nsig:g} SD below lambda_phys): "
+                                    "not extrapolated slower than physical decay")
     tia = model.tia(p)
     g = model.tia_gradient(p)
     with np.errstate(invalid="ignore"):
@@ -141,4 +157,4 @@ def fit_constrained(model, t, y, s, lam, absolute, nsig) -> dict:
     if constraint_note:
         reason = reason + "; " + constraint_note
     return {"ok": ok, "p": p, "cov": cov, "wrss": wrss, "tia": tia, "tia_sd": math.sqrt(max(var, 0.0)),
-            "reason": reason, "constraint_note": constraint_note}
+            "reason": reason, "constraint_note": constraint_note, "slower_than_physical": slower}

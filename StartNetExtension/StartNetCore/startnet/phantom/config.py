@@ -141,11 +141,19 @@ class PhantomConfig:
     patient_sex: str = "M"
     institution_name: str = "START-NET Digital Phantom Hospital"
     grid_override: Optional[Tuple[GridSpec, GridSpec]] = field(default=None, repr=False)
+    # tumour kinetics variant (startnet.phantom.tacs.TUMOUR_KINETICS_VARIANTS): "default", or
+    # "late_uptake" (tumour_1 still rising at 168 h, tumour_3 on a plateau)
+    tumour_kinetics: str = "default"
 
     def validate(self) -> None:
         """Raise :class:`InputError` naming the field if a value is unusable."""
         if self.preset not in PRESETS:
             raise InputError(f"PhantomConfig.preset: {self.preset!r} is not one of {PRESETS}")
+        from startnet.phantom.tacs import TUMOUR_KINETICS_VARIANTS
+
+        if self.tumour_kinetics not in TUMOUR_KINETICS_VARIANTS:
+            raise InputError(f"PhantomConfig.tumour_kinetics: {self.tumour_kinetics!r} is not one of "
+                             f"{sorted(TUMOUR_KINETICS_VARIANTS)}")
         if self.units not in UNITS:
             raise InputError(f"PhantomConfig.units: {self.units!r} is not one of {UNITS}")
         if self.radionuclide_total_dose_units not in TOTAL_DOSE_UNITS:

@@ -138,7 +138,8 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
     ct_grid, spect_grid = config.ct_grid, config.spect_grid
     comp = anatomy.paint_compartments(ct_grid, config.torso_half_length_mm)
     counts = np.bincount(comp.ravel(), minlength=256)
-    truths = compartment_truths(counts, ct_grid.voxel_volume_ml, config.injected_activity_mbq)
+    truths = compartment_truths(counts, ct_grid.voxel_volume_ml, config.injected_activity_mbq,
+                                config.tumour_kinetics)
     labels = _image(anatomy.structure_lut()[comp], ct_grid)
     timings["anatomy"] = time.perf_counter() - start
 
@@ -196,6 +197,7 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
         for tp in timepoints]
     truth["injection"] = {"datetime_utc": injection.isoformat(), "activity_mbq": config.injected_activity_mbq}
     truth["reference_index"] = config.resolved_reference_index
+    truth["tumour_kinetics"] = config.tumour_kinetics
     timings["truth"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
     label_names = {v: k for k, v in anatomy.STRUCTURE_LABELS.items()}

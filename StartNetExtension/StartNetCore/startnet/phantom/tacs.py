@@ -82,7 +82,9 @@ class KineticSpec:
     """Uptake + clearance description of one compartment (fractions of injected activity).
 
     ``clearance``: (fraction of IA, effective half-life h) pairs; if ``per_ml`` the fractions
-    are per mL of the compartment. ``uptake_half_time_h`` None means instantaneous uptake.
+    are per mL of the compartment. ``uptake_half_time_h`` None means instantaneous uptake. A
+    negative fraction is a slower uptake phase (continued uptake): the uptake term then carries
+    the rest, so that A(0) = 0 still holds.
     """
 
     clearance: Tuple[Tuple[float, float], ...]
@@ -120,6 +122,28 @@ KINETICS: Dict[str, KineticSpec] = {
 }
 for _name, (_slow, _fast) in _KIDNEY.items():
     KINETICS[_name] = KineticSpec(((_slow, 55.0), (_fast, 3.0)), 0.5)
+
+T_PHYS_H = math.log(2.0) / LU177.decay_constant_per_h
+
+# Tumour kinetics variants (``PhantomConfig.tumour_kinetics``). "late_uptake": tumour_1 keeps
+# taking up activity for days (uptake half-time 90 h, no biological clearance: the curve still
+# rises at 168 h, peak at ~170 h); tumour_3 plateaus (fast uptake, a slower second uptake phase
+# with half-time 90 h, clearance T_eff = T_phys / 1.3: within +/- 6 % from 24 h to 168 h).
+TUMOUR_KINETICS_VARIANTS: Dict[str, Dict[str, KineticSpec]] = {
+    "default": {},
+    "late_uptake": {
+        "tumour_1": KineticSpec(((6.0e-4, T_PHYS_H),), 90.0, per_ml=True),
+        "tumour_3": KineticSpec(((8.0e-4, T_PHYS_H / 1.3), (-0.85 * 8.0e-4, 90.0)), 2.0, per_ml=True),
+    },
+}
+
+
+def kinetics_for(tumour_kinetics: str = "default") -> Dict[str, KineticSpec]:
+    """The compartments' kinetics with the tumour variant ``tumour_kinetics`` applied."""
+    if tumour_kinetics not in TUMOUR_KINETICS_VARIANTS:
+        raise InputError(f"tumour_kinetics {tumour_kinetics!r}: expected one of {sorted(TUMOUR_KINETICS_VARIANTS)}")
+    return {**KINETICS, **TUMOUR_KINETICS_VARIANTS[tumour_kinetics]}
+
 
 # Compartments that carry their structure's activity (others of the structure get none).
 ACTIVE_COMPARTMENTS = {"spine": ("spine_cancellous",)}

@@ -19,7 +19,7 @@ from typing import Dict, List
 import numpy as np
 
 from startnet.phantom import anatomy, photon
-from startnet.phantom.tacs import ACTIVE_COMPARTMENTS, KIDNEY_CORTEX_TO_MEDULLA, KINETICS, Tac, combine
+from startnet.phantom.tacs import ACTIVE_COMPARTMENTS, KIDNEY_CORTEX_TO_MEDULLA, Tac, combine, kinetics_for
 from startnet.physics.lu177 import LU177
 
 
@@ -33,14 +33,15 @@ class CompartmentTruth:
 
 
 def compartment_truths(voxel_counts: np.ndarray, voxel_volume_ml: float,
-                       injected_activity_mbq: float) -> Dict[str, CompartmentTruth]:
+                       injected_activity_mbq: float, tumour_kinetics: str = "default") -> Dict[str, CompartmentTruth]:
     """Split each structure's curve over its compartments (uniform concentration per compartment)."""
+    kinetics = kinetics_for(tumour_kinetics)
     out: Dict[str, CompartmentTruth] = {}
     for structure in anatomy.STRUCTURE_LABELS:
         comps = anatomy.compartments_of(structure)
         volumes = {c.name: float(voxel_counts[c.index]) * voxel_volume_ml for c in comps}
         total_volume = sum(volumes.values())
-        structure_tac = KINETICS[structure].tac(injected_activity_mbq, total_volume)
+        structure_tac = kinetics[structure].tac(injected_activity_mbq, total_volume)
         active = ACTIVE_COMPARTMENTS.get(structure, tuple(volumes))
         weights = {}
         for c in comps:
