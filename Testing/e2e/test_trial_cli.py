@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -85,6 +86,15 @@ def test_cli_contract_end_to_end(trial_db_url, tmp_path):
     assert nxt["allowed"] is True and nxt["max_activity_gbq"] == pytest.approx(5.0)
     assert (nxt["earliest_date"], nxt["latest_date"]) == ("2026-02-23", "2026-03-23")  # +8 / +12 weeks
     assert isinstance(nxt["reason"], str) and nxt["reason"]
+    # planning under uncertainty (issue 10): both numbers and the last-cycle flag are JSON keys
+    assert 0.3 < nxt["probability_limit_exceeded"] < 0.7  # the point estimate: about even odds
+    # cycles 1-5 have no recorded uncertainty (19 % assumed): 28 Gy is already > 5 % likely to hide > 30 Gy
+    assert nxt["max_activity_gbq_95"] == 0.0
+    assert nxt["last_cycle_expected"] is True  # 2 Gy left < 0.4 Gy/GBq x 7.5 GBq = 3 Gy
+    assert nxt["planning_confidence"] is None and nxt["planning_cv"] > 0
+    text = ok(trial(db, "status", "--patient", "SN-001"))
+    assert "at most 5.000 GBq" in text and "LAST CYCLE EXPECTED" in text
+    assert f"at most {math.floor(nxt['max_activity_gbq_95'] * 1000 + 1e-6) / 1000:.3f} GBq keeps it <= 5 %" in text
 
     refused(trial(db, "add-cycle", "--patient", "SN-001", "--cycle", "7", "--date", "2026-03-09",
                   "--activity-gbq", "6.0", "--kidney-gy", "2.4"), 3, "protocol deviation", "5.000 GBq",
@@ -188,7 +198,7 @@ def test_cli_refusals_scoping_and_corrections(tmp_path, capsys, monkeypatch):
 def test_cli_init_with_protocol_file(tmp_path, capsys, monkeypatch):
     db = tmp_path / "trial.db"
     protocol = tmp_path / "protocol.json"
-    protocol.write_text(json.dumps({"kidney_limit_gy": 23.0, "planning_estimate": "max",
+    protocol.write_text(json.dumps({"kidney_limit_gy": 23.0, "planning_estimate": "max", "planning_confidence": 0.95,
                                     "arms": [{"arm": 2, "interval_weeks": 8, "interval_tolerance_weeks": 1}]}))
     ok(run_main(capsys, monkeypatch, db, "init", "--protocol", protocol))
     ok(run_main(capsys, monkeypatch, db, "enroll", "--patient", "SN-7", "--site", "Karolinska", "--arm", "2",
@@ -201,6 +211,10 @@ def test_cli_init_with_protocol_file(tmp_path, capsys, monkeypatch):
     assert st["limit_gy"] == 23.0 and st["remaining_kidney_gy"] == pytest.approx(15.5)
     # 15.5 Gy left at 1.0 Gy/GBq -> nominal 7.5; window 8 +- 1 weeks after 2025-01-13
     assert (st["next_cycle"]["earliest_date"], st["next_cycle"]["latest_date"]) == ("2025-03-03", "2025-03-17")
+    # planned at 95 % confidence: the allowed activity is the one keeping P(exceed) <= 5 %
+    assert st["next_cycle"]["planning_confidence"] == 0.95
+    assert st["next_cycle"]["max_activity_gbq"] == st["next_cycle"]["max_activity_gbq_95"]
+    assert st["next_cycle"]["probability_limit_exceeded"] <= 0.05
     protocol.write_text(json.dumps({"limit": 23.0}))
     refused(run_main(capsys, monkeypatch, tmp_path / "other.db", "init", "--protocol", protocol), 2,
             "unknown parameter(s) limit")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from startnet.errors import InputError, TrialRuleError
@@ -29,6 +31,12 @@ def test_next_cycle_after_28_gy_is_5_gbq(logic_and_db):
     assert [r["cycle"] for r in rows] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert rows[-1]["cumulative_kidney_gy"] == pytest.approx(28.0)
     assert "5.00 GBq" in recommendation and "remaining 2.00 Gy" in recommendation
+    # both planning numbers and the last-cycle flag (issue 10), computed by startnet.trial.planning
+    status = logic.status(url, "SN-900")["next_cycle"]
+    assert f"{100 * status['probability_limit_exceeded']:.1f} % at 5.00 GBq" in recommendation
+    assert f"at most {math.floor(status['max_activity_gbq_95'] * 100 + 1e-6) / 100:.2f} GBq keeps it <= 5 %" \
+        in recommendation
+    assert "Last cycle expected" in recommendation
     charts = logic.scene.GetNodesByClass("vtkMRMLPlotChartNode")
     assert charts.GetNumberOfItems() == 1
     assert charts.GetItemAsObject(0).GetNumberOfPlotSeriesNodes() == 3  # cumulative, limit, projected

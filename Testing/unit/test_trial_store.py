@@ -87,6 +87,27 @@ def test_init_is_idempotent_and_keeps_protocol(trial_db_url):
     again.close()
 
 
+def test_protocol_stored_before_the_planning_parameters_still_loads(trial_db_url):
+    """Databases written before issue 10 hold protocol JSON without the planning_* uncertainty keys."""
+    TrialStore.initialise(trial_db_url).close()
+    new_keys = ("planning_confidence", "planning_cv_prior", "planning_calibration_rel_sd", "planning_unrecorded_rel_sd")
+    old_json = json.dumps({k: v for k, v in default_protocol().to_dict().items() if k not in new_keys})
+    engine = sa.create_engine(trial_db_url if "://" in trial_db_url else f"sqlite:///{trial_db_url}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE trial_settings SET protocol_json = :j WHERE id = 1"), {"j": old_json})
+    engine.dispose()
+    store = TrialStore.open(trial_db_url, User("physicist", None))
+    try:
+        assert store.protocol == default_protocol() and store.protocol.planning_confidence is None
+        store.enroll("SN-002", "Uppsala", 2, dt.date(2025, 1, 2))
+        store.add_cycle("SN-002", CycleEntry(1, _date(0), 7.5, 4.5, kidney_uncertainty_pct=10.0))
+        nxt = summary.status(store, "SN-002")["next_cycle"]
+        assert nxt["max_activity_gbq"] == 7.5 and 0.0 <= nxt["probability_limit_exceeded"] < 1e-3
+        assert nxt["max_activity_gbq_95"] == 7.5 and nxt["last_cycle_expected"] is False
+    finally:
+        store.close()
+
+
 def test_hand_case_through_the_database(store):
     store.enroll("SN-001", "Sahlgrenska", 2, dt.date(2025, 1, 2))
     for i in range(8):

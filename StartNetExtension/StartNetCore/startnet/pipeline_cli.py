@@ -79,6 +79,8 @@ def _run(args) -> int:
 
 
 def summary_text(results) -> str:
+    from startnet.trial.planning import floor_activity_gbq, uncertainty_sentence
+
     lines = [f"cycle dosimetry ({results['method']}), injected {results['injected_activity_mbq'] / 1000:.2f} GBq, "
              f"{len(results['timepoints'])} time points"]
     for name, s in results["structures"].items():
@@ -92,8 +94,11 @@ def summary_text(results) -> str:
         nxt = trial["next_cycle"]
         lines.append(f"trial: cumulative kidney {trial['cumulative_kidney_gy']:.2f} of {trial['limit_gy']:.1f} Gy; "
                      f"next cycle {'allowed' if nxt['allowed'] else 'NOT allowed'}"
-                     + (f", max {nxt['max_activity_gbq']:.2f} GBq, {nxt['earliest_date']} .. {nxt['latest_date']}"
-                        if nxt["allowed"] else "") + f" ({nxt['reason']})")
+                     + (f", max {floor_activity_gbq(nxt['max_activity_gbq'], 2):.2f} GBq, {nxt['earliest_date']} .. "
+                        f"{nxt['latest_date']}" if nxt["allowed"] else "") + f" ({nxt['reason']})")
+        planning = uncertainty_sentence(nxt, trial["limit_gy"])
+        if planning:
+            lines.append(f"trial: {planning}")
     for warning in results.get("warnings", []):
         lines.append(f"warning: {warning}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from startnet.errors import InputError
 from startnet.mrml.plots import add_chart, add_series
 from startnet.mrml.tables import table_from_records
+from startnet.trial.planning import floor_activity_gbq, uncertainty_sentence
 
 CYCLE_COLUMNS = ("cycle", "date", "activity_gbq", "kidney_gy", "kidney_left_gy", "kidney_right_gy",
                  "kidney_uncertainty_pct", "kidney_bed_gy", "cumulative_kidney_gy")
@@ -29,10 +30,12 @@ def recommendation_text(status: Dict[str, Any]) -> str:
     head = (f"Cumulative kidney dose {status['cumulative_kidney_gy']:.2f} Gy of {status['limit_gy']:.1f} Gy "
             f"(remaining {status['remaining_kidney_gy']:.2f} Gy), arm {status['arm']}, "
             f"{len(status['cycles'])} cycle(s). ")
+    planning = uncertainty_sentence(nxt, status["limit_gy"])
+    planning = f" {planning}" if planning else ""
     if not nxt["allowed"]:
         return head + f"Next cycle NOT allowed: {nxt['reason']}"
-    return head + (f"Next cycle {nxt['cycle']} allowed: at most {nxt['max_activity_gbq']:.2f} GBq, "
-                   f"between {nxt['earliest_date']} and {nxt['latest_date']} ({nxt['reason']})")
+    return head + (f"Next cycle {nxt['cycle']} allowed: at most {floor_activity_gbq(nxt['max_activity_gbq'], 2):.2f} "
+                   f"GBq, between {nxt['earliest_date']} and {nxt['latest_date']}.{planning} ({nxt['reason']})")
 
 
 class TrialSceneLogic:

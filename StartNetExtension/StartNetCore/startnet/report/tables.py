@@ -14,6 +14,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 import numpy as np
 
 from startnet.report import fmt
+from startnet.trial.planning import floor_activity_gbq, uncertainty_sentence
 
 DEFAULT_LIMIT_GY = 30.0
 
@@ -194,7 +195,7 @@ def kidney_budget(results: Mapping) -> KidneyBudget:
                            f"{max_gbq:.2f} GBq.")
     if projected is not None and allowed:
         bars.append(BudgetBar("Next (projected)", projected, "projected"))
-    return KidneyBudget(bars, limit, cumulative, remaining, allowed, _next_text(nxt, allowed),
+    return KidneyBudget(bars, limit, cumulative, remaining, allowed, _next_text(nxt, allowed, limit),
                         projection_note, True)
 
 
@@ -202,18 +203,23 @@ def _cycle_label(cycle: Any) -> str:
     return f"Cycle {cycle}" if cycle is not None else "This cycle"
 
 
-def _next_text(nxt: Mapping, allowed: Optional[bool]) -> str:
+def _next_text(nxt: Mapping, allowed: Optional[bool], limit_gy: float) -> str:
+    """The next-cycle advice, with the probability of exceeding the limit and the 95 % activity."""
     if allowed is None:
         return "No next-cycle recommendation in the trial record."
     if not allowed:
         return "Next cycle NOT allowed" + (f": {nxt.get('reason')}" if nxt.get("reason") else ".")
     parts = ["Next cycle allowed"]
-    if fmt.number(nxt.get("max_activity_gbq")) is not None:
-        parts.append(f"up to {fmt.fixed(nxt.get('max_activity_gbq'), 2)} GBq")
+    max_gbq = fmt.number(nxt.get("max_activity_gbq"))
+    if max_gbq is not None:
+        parts.append(f"up to {floor_activity_gbq(max_gbq, 2):.2f} GBq")  # never shown above the maximum
     window = [fmt.date_text(nxt.get(k)) for k in ("earliest_date", "latest_date") if nxt.get(k)]
     if len(window) == 2:
         parts.append(f"between {window[0]} and {window[1]}")
     text = " ".join(parts) + "."
+    planning = uncertainty_sentence(nxt, limit_gy)
+    if planning:
+        text += f" {planning}"
     if nxt.get("reason"):
         text += f" {nxt.get('reason')}"
     return text

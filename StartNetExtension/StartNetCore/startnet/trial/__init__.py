@@ -10,6 +10,7 @@ Modules (one responsibility each):
 * :mod:`.models`, :mod:`.db`, ``migrations/`` - SQLAlchemy ORM, engines (SQLite WAL /
   PostgreSQL), Alembic migrations (the only way the schema is created);
 * :mod:`.store` - ``TrialStore``: enrol, add and correct cycles (versioned), audit trail;
+* :mod:`.planning` - next-cycle planning under uncertainty (P(true cumulative > limit), 95 % activity);
 * :mod:`.summary` - ``status``, ``history``, CSV export, ``check_consistency``;
 * :mod:`.results` - a cycle's kidney dose from the pipeline's ``results.json``;
 * :mod:`.cli` - ``startnet trial ...``.

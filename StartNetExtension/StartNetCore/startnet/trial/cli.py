@@ -301,11 +301,24 @@ def _status(args) -> int:
     n = st["next_cycle"]
     if n["allowed"]:
         window = f"{n['earliest_date']} to {n['latest_date'] or '(open)'}"
-        print(f"next cycle {n['cycle']}: allowed, at most {n['max_activity_gbq']:.3f} GBq, {window}")
+        last = "  LAST CYCLE EXPECTED" if n["last_cycle_expected"] else ""
+        print(f"next cycle {n['cycle']}: allowed, at most {_floor_gbq(n['max_activity_gbq']):.3f} GBq, "
+              f"{window}{last}")
     else:
         print(f"next cycle {n['cycle']}: NOT allowed")
+    if n["probability_limit_exceeded"] is not None:
+        rule = ("point estimate" if n["planning_confidence"] is None
+                else f"planned at {n['planning_confidence']:.0%} confidence")
+        print(f"  P(true cumulative > {st['limit_gy']:g} Gy) {100.0 * n['probability_limit_exceeded']:.1f} % at "
+              f"{_floor_gbq(n['max_activity_gbq']):.3f} GBq ({rule}); at most "
+              f"{_floor_gbq(n['max_activity_gbq_95']):.3f} GBq keeps it <= 5 %")
     print(f"  {n['reason']}")
     return 0
+
+
+def _floor_gbq(activity_gbq: float) -> float:
+    """Activities are shown rounded down to 1 MBq (never up over the limit)."""
+    return math.floor(activity_gbq * 1000.0 + 1e-6) / 1000.0
 
 
 def _history(args) -> int:

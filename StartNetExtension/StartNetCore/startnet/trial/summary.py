@@ -61,6 +61,13 @@ def status(store: TrialStore, patient_id: str) -> Dict[str, Any]:
             "cycle": nxt.cycle, "allowed": nxt.allowed, "max_activity_gbq": nxt.max_activity_gbq,
             "earliest_date": _iso(nxt.earliest_date), "latest_date": _iso(nxt.latest_date),
             "reason": nxt.reason, "planning_gy_per_gbq": nxt.planning_gy_per_gbq,
+            # planning under uncertainty (trial/planning.py): P(true cumulative > limit) at
+            # max_activity_gbq, the activity keeping it <= 5 %, the flag of an expected last cycle
+            "probability_limit_exceeded": nxt.probability_limit_exceeded,
+            "max_activity_gbq_95": nxt.max_activity_gbq_95,
+            "last_cycle_expected": nxt.last_cycle_expected,
+            "planning_confidence": protocol.planning_confidence,
+            "planning_cv": nxt.planning_cv, "planning_cv_source": nxt.planning_cv_source,
         },
         "eligibility": patient["eligibility"],
     }
