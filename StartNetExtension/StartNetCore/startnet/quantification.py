@@ -61,6 +61,7 @@ class GtmResult:
     condition_number: float
     warnings: List[str] = field(default_factory=list)
     method: Dict[str, str] = field(default_factory=dict)  # per structure: "enlarged VOI" or "GTM"
+    reason: Dict[str, str] = field(default_factory=dict)  # per structure: why that method
 
 
 def overlapping(fractions: Mapping[str, np.ndarray], tolerance: float = 0.05,
@@ -186,5 +187,16 @@ def gtm_activities(images_bqml: List[np.ndarray], fractions: Mapping[str, np.nda
     apparent = {name: float(matrix[k, k]) for k, name in enumerate(names)}
     structures = [name for name in names if name != BACKGROUND]
     methods = {k: "enlarged VOI minus spill-in" if use_voi[k] else "GTM" for k in structures}
+    reasons = {}
+    for k, name in enumerate(names):
+        if name == BACKGROUND:
+            continue
+        mismatch = (f"{100 * (ring_observed[k] - ring_predicted[k]) / ring_observed[k]:+.0f} %"
+                    if vois and ring_observed[k] > 0 else "n/a")
+        reasons[name] = ("enlarged VOI: the segmented structures explain the counts around it "
+                         f"(ring mismatch {mismatch}, tolerance {100 * RING_TOLERANCE:.0f} %)" if use_voi[name] else
+                         "plain GTM (enlarged VOI off)" if not vois else
+                         f"fallback to plain GTM: counts around it not explained by the segmented structures "
+                         f"(ring mismatch {mismatch} > {100 * RING_TOLERANCE:.0f} %)")
     return GtmResult({k: activity[k] for k in structures}, {k: concentration[k] for k in structures},
-                     {k: apparent[k] for k in structures}, matrix, names, condition, warnings, methods)
+                     {k: apparent[k] for k in structures}, matrix, names, condition, warnings, methods, reasons)
