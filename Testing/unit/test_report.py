@@ -249,7 +249,8 @@ def test_overfull_cycle_cuts_rows_and_says_so(tmp_path):
     assert "Not shown for lack of space" in text and "Tumour 26" in text
     assert "Warning number 0:" in text and "more warnings: see report.html" in text
     page = files.html.read_text(encoding="utf-8")
-    assert "Warning number 39:" in page and page.count("<td class=\"l\">Tumour 26</td>") == 2
+    # every structure in the HTML's activity, dose and partial-volume-correction tables
+    assert "Warning number 39:" in page and page.count("<td class=\"l\">Tumour 26</td>") == 3
 
 
 def test_single_time_point_cycle_without_trial(tmp_path):
@@ -268,3 +269,13 @@ def test_single_time_point_cycle_without_trial(tmp_path):
     kidneys = fmt.gy(inp.results["kidneys_mean_gy"])
     assert f"This cycle {kidneys} Gy (limit 30 Gy over all cycles)." in text
     assert "STP (Haenscheid)" in text and "3 (ref)" in text and "96 h" in text
+
+
+def test_html_names_each_structures_pvc_method_and_reason():
+    from startnet.report.tables import pvc_table
+
+    results = {"structures": {"kidney_left": {
+        "pvc_method": "GTM", "pvc_reason": "fallback to plain GTM: counts around it not explained (+14 %)",
+        "uncertainty_budget": [{"component": "PVC GTM: uncorrected under-estimate (...)", "relative_pct": 9.815}]}}}
+    table = pvc_table(results, ["kidney_left"])
+    assert table.rows[0][1:] == ["GTM", "fallback to plain GTM: counts around it not explained (+14 %)", "9.8"]

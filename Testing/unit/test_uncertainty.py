@@ -92,3 +92,88 @@ def test_volume_sd_from_one_voxel_boundary_shell():
 def test_structure_uncertainty_rejects_bad_values():
     with pytest.raises(InputError, match="kidney"):
         structure_uncertainty("kidney", tia_mbq_h=-1.0, tia_fit_sd_mbq_h=1.0, volume_ml=100.0, volume_sd_ml=1.0)
+
+
+def _budget(structure, method, volume_ml, **kw):
+    from startnet.dosimetry.pvc_terms import pvc_terms
+    from startnet.segmentation.recovery import load_recovery_curves
+
+    curve = load_recovery_curves()["default"]
+    terms = pvc_terms(structure, method, "test", volume_ml=volume_ml, psf_fwhm_mm=11.0, recovery=curve,
+                      counted_volume_elasticity=kw.pop("counted", 0.5))
+    return terms, structure_uncertainty(structure, tia_mbq_h=1000.0, tia_fit_sd_mbq_h=20.0, volume_ml=volume_ml,
+                                        volume_sd_ml=kw.pop("volume_sd_ml", 0.05 * volume_ml), dose_gy=4.0,
+                                        pvc=terms, **kw)
+
+
+def test_budget_components_follow_the_pvc_method_used():
+    """Finding 9: recovery-curve terms only for rc; volume sensitivity from the method's activity."""
+    _, enlarged = _budget("kidney_left", "enlarged VOI minus spill-in", 150.0)
+    names = [c.name for c in enlarged.dose.components]
+    assert not any("recovery" in n for n in names) and not any("under-estimate" in n for n in names)
+    vol = enlarged.dose.components[-1]
+    assert vol.sensitivity == pytest.approx(-1.0) and enlarged.tia.components[-1].sensitivity == 0.0
+    terms, rc = _budget("kidney_left", "rc", 150.0, counted=0.5)
+    names = [c.name for c in rc.dose.components]
+    assert any("recovery coefficient curve" in n for n in names)
+    # counts in the VOI follow the boundary (0.5) less the RC elasticity; the mass term partly cancels it
+    assert rc.dose.components[-1].sensitivity == pytest.approx(terms.activity_volume_elasticity - 1.0)
+    assert -1.0 < rc.dose.components[-1].sensitivity < 0.0
+    # the calibration factor appears once (correlated part), the fit carries the per-point parts
+    assert sum("calibration factor" in n for n in names) == 1
+    assert any("per-time-point" in n for n in names) and any("model selection" in n for n in names)
+
+
+def test_fallback_carries_its_under_estimate_as_uncertainty():
+    """Finding 7: plain GTM / RC on a kidney: one-sided 0..17 % bias entered as RMS 17/sqrt(3) = 9.8 %."""
+    from startnet.dosimetry.pvc_terms import KIDNEY_FALLBACK_UNDERESTIMATE
+
+    _, enlarged = _budget("kidney_left", "enlarged VOI minus spill-in", 150.0)
+    terms, gtm = _budget("kidney_left", "GTM", 150.0)
+    bias = [c for c in gtm.dose.components if "under-estimate" in c.name]
+    assert len(bias) == 1 and bias[0].contribution_rel == pytest.approx(KIDNEY_FALLBACK_UNDERESTIMATE / math.sqrt(3))
+    assert gtm.dose.combined_rel_sd > enlarged.dose.combined_rel_sd + 0.04  # before: identical budgets
+    # a small tumour on plain GTM: the PSF-mismatch bias of a 2 mL sphere (37 %) is carried too
+    t_terms, _ = _budget("tumour_4", "GTM", 2.0)
+    assert 0.30 < t_terms.bias_underestimate < 0.45
+
+
+def test_gtm_volume_term_no_longer_adds_the_recovery_elasticity():
+    """tumour_4-like: 2 mL, 1 mm boundary over its surface: 54 % (RC elasticity + mass) -> 38 % (mass only)."""
+    from startnet.segmentation.recovery import load_recovery_curves
+
+    curve = load_recovery_curves()["default"]
+    v, surface_mm2 = 2.0, 4 * math.pi * (3 * 2000 / (4 * math.pi)) ** (2 / 3)
+    u_v = surface_mm2 * 1.0 / 1000.0
+    old = structure_uncertainty("tumour_4", tia_mbq_h=100.0, tia_fit_sd_mbq_h=2.0, volume_ml=v, volume_sd_ml=u_v,
+                                dose_gy=10.0, recovery=curve)
+    _, new = _budget("tumour_4", "enlarged VOI minus spill-in", v, volume_sd_ml=u_v)
+    old_vol = old.dose.components[2].contribution_rel
+    new_vol = new.dose.components[-1].contribution_rel
+    assert new_vol == pytest.approx(u_v / v)  # mass only: activity counted whatever the boundary
+    assert old_vol == pytest.approx(0.54, abs=0.01) and new_vol < 0.75 * old_vol
+
+
+def test_welch_satterthwaite_coverage_factor():
+    b = combine("TIA", 1.0, "MBq.h", [("cf", 0.05, 1.0), ("fit", 0.05, 1.0, 2.0)])
+    assert b.effective_dof == pytest.approx(0.05**4 * 4 / (0.05**4 / 2.0))  # u^4 / (u_fit^4 / 2) = 8
+    assert b.coverage_factor_k95 == pytest.approx(2.306, abs=1e-3)  # t(0.975, 8)
+    assert combine("x", 1.0, "u", [("a", 0.1, 1.0)]).coverage_factor_k95 == pytest.approx(1.96, abs=0.01)
+
+
+def test_fallback_bias_figure_is_what_the_derivation_finds():
+    """The 17 % kidney figure: rerun the derivation's worst case (7 mm voxels, PSF 15 vs 11 mm, cortex 4x)."""
+    import importlib.util
+    from pathlib import Path
+
+    from startnet.dosimetry.pvc_terms import KIDNEY_FALLBACK_UNDERESTIMATE
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "derive_pvc_fallback_bias.py"
+    spec = importlib.util.spec_from_file_location("derive_pvc_fallback_bias", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    truth, plain, enlarged, rc = module.kidney_case(7.0, 15.0, 4.0)
+    assert 1 - plain / truth == pytest.approx(KIDNEY_FALLBACK_UNDERESTIMATE, abs=0.01)  # measured 17.0 %
+    assert 1 - rc / truth <= KIDNEY_FALLBACK_UNDERESTIMATE + 0.005  # 16.3 %
+    truth, plain, enlarged, _ = module.kidney_case(7.0, 11.0, 4.0)
+    assert abs(enlarged / truth - 1) < 0.01 < 1 - plain / truth  # enlarged VOI -0.5 %, GTM -6.3 %

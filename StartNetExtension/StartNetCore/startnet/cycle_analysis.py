@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from startnet.errors import InputError
+from startnet.kinetics.point_sd import PointSdModel
 from startnet.physics.lu177 import LU177
 from startnet.structure_kinds import KIDNEY, TUMOUR, structure_kind
 
@@ -42,6 +43,8 @@ V_THRESHOLDS_GY = (5.0, 10.0, 20.0, 23.0, 30.0)
 # Allowed difference, beyond the kernel's spill, between a structure's reported mean and the dose map's
 # mean over it before a warning (mass on the SPECT grid vs at CT resolution, e.g. lungs, bone).
 MAP_MEAN_TOLERANCE = 0.01
+# per-time-point, uncorrelated activity SDs fed to the TAC fits (startnet.kinetics.point_sd)
+POINT_SD_MODEL = PointSdModel()
 # Standard uncertainty of a CT-based structure boundary's position (assumed: about one CT voxel).
 BOUNDARY_SD_MM = 1.0
 
@@ -119,8 +122,12 @@ PVC_METHODS = ("gtm", "rc", "none")
 
 
 def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc: str, psf_fwhm_mm: float,
-                         warnings: List[str]):
-    """(activity MBq per structure and time point, recovery per structure, description, method per structure)."""
+                         warnings: List[str], reasons: Optional[Dict[str, str]] = None):
+    """(activity MBq per structure and time point, recovery per structure, description, method per structure).
+
+    ``reasons``, when given, receives per structure why its method was used (for the report).
+    """
+    reasons = {} if reasons is None else reasons
     from startnet.quantification import gtm_activities, normalised, overlapping
 
     grid = registered.reference_grid
@@ -130,12 +137,15 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
         warnings.append("structures overlap (e.g. an organ and its sub-region): partial-volume correction by "
                         "recovery coefficients instead of the transfer matrix")
         pvc = "rc"
+        reasons.update({name: "fallback to recovery coefficients: structures overlap (the transfer matrix needs "
+                              "disjoint regions)" for name in structures.masks})
     if pvc == "gtm":
         fractions = normalised(fractions)
         body = None if ct_grid is None else _body_fraction(registered.ct_hu, grid)
         images = [sitk.GetArrayViewFromImage(im).astype(np.float32) for im in registered.activity_bqml]
         gtm = gtm_activities(images, fractions, spacing_zyx, psf_fwhm_mm, body)
         warnings += gtm.warnings
+        reasons.update(gtm.reason)
         return (gtm.activity_mbq, gtm.apparent_recovery,
                 f"geometric transfer matrix (PSF {psf_fwhm_mm:g} mm FWHM); activity in VOIs enlarged by 1.5 FWHM "
                 "minus spill-in where the model explains the surrounding counts", gtm.method)
@@ -146,8 +156,38 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
         rc = float(recovery.rc(float(mask.sum()) * voxel_ml)) if recovery is not None else 1.0
         rc_values[name] = rc
         activities[name] = stack[:, mask].sum(axis=1, dtype=np.float64) / rc
+    for name in activities:
+        reasons.setdefault(name, "recovery coefficients requested" if recovery else "no partial-volume correction "
+                                 "requested")
     described = ("recovery coefficients: " + recovery.source) if recovery else "none"
     return activities, rc_values, described, {name: pvc for name in activities}
+
+
+def timepoint_counts_per_mbq(registered) -> List[float]:
+    """Counts per MBq of each time point's acquisition (``startnet.kinetics.point_sd.counts_per_mbq``)."""
+    from startnet.kinetics.point_sd import counts_per_mbq
+
+    timepoints = list(getattr(getattr(registered, "cycle", None), "timepoints", None) or [])
+    n = len(registered.times_h)
+    if len(timepoints) != n:
+        return [counts_per_mbq(None)] * n
+    return [counts_per_mbq(getattr(tp, "conversion", None)) for tp in timepoints]
+
+
+def counted_volume_elasticity(stack: np.ndarray, mask: np.ndarray) -> float:
+    """d ln(counts in the VOI) / d ln V: mean count density in the one-voxel shell outside over that inside.
+
+    Summed over the time points; used by the VOI methods' volume term (``startnet.dosimetry.pvc_terms``).
+    """
+    from scipy import ndimage
+
+    inside = np.asarray(mask, bool)
+    shell = ndimage.binary_dilation(inside) & ~inside
+    if not inside.any() or not shell.any():
+        return 1.0
+    total = stack.sum(axis=0, dtype=np.float64)
+    mean_inside = float(total[inside].mean())
+    return float(total[shell].mean()) / mean_inside if mean_inside > 0 else 1.0
 
 
 def _without_empty(structures, activities, warnings: List[str]):
@@ -193,9 +233,12 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
                        progress=None) -> StructureAnalysis:
     from startnet.dosimetry import density_on_grid, get_kernel, structure_dose_stats
     from startnet.dosimetry.bed import BedResult, structure_bed
+    from startnet.dosimetry.pvc_terms import pvc_terms
     from startnet.dosimetry.uncertainty import structure_uncertainty
     from startnet.kinetics import fit_tac, fit_voxels
     from startnet.kinetics.fit import AICC_CONVENTION
+    from startnet.kinetics.model_selection import model_selection_rel_sd
+    from startnet.kinetics.point_sd import activity_sd_mbq
     from startnet.structure_maps import bed_map_by_structure, kernel_electron_spill, scale_voxel_tia
 
     grid = registered.reference_grid
@@ -215,17 +258,21 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
 
     if pvc not in PVC_METHODS:
         raise InputError(f"partial-volume correction {pvc!r}: expected one of {', '.join(PVC_METHODS)}")
+    pvc_reasons: Dict[str, str] = {}
     activities, rc_values, pvc_used, pvc_methods = structure_activities(
-        registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings)
+        registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings, pvc_reasons)
     recovery = shipped_recovery_curve() if pvc != "none" else None
     structures = _without_empty(structures, activities, warnings)
     if progress is not None:
         progress.stage("kinetics", "fitting time-activity curves per structure and per voxel")
     fits: Dict[str, Any] = {}
     failed: Dict[str, str] = {}
+    counts_per_mbq = timepoint_counts_per_mbq(registered)
+    activity_sd: Dict[str, np.ndarray] = {}
     for name in structures.masks:
         try:
-            fits[name] = fit_tac(times, activities[name], structure=name)
+            activity_sd[name] = activity_sd_mbq(activities[name], counts_per_mbq, POINT_SD_MODEL, name)
+            fits[name] = fit_tac(times, activities[name], sigma_mbq=activity_sd[name], structure=name)
         except Exception as exc:  # one structure's failed fit must not abort the others
             if name.startswith("kidney"):
                 raise
@@ -299,14 +346,20 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
                 raise
             warnings.append(f"structure '{name}': BED not computed ({type(exc).__name__}: {exc})")
             bed_result = BedResult(name, mean_gy, math.nan, math.nan, math.nan, alpha_beta, t_rep, "failed")
+        terms = pvc_terms(name, pvc_methods[name], pvc_reasons.get(name, ""), volume_ml=volume_ml,
+                          psf_fwhm_mm=psf_fwhm_mm, recovery=recovery,
+                          counted_volume_elasticity=counted_volume_elasticity(stack, mask))
+        ms_rel, ms_note = model_selection_rel_sd(fit)
         budget = structure_uncertainty(name, tia_mbq_h=fit.tia_mbq_h, tia_fit_sd_mbq_h=fit.tia_sd_mbq_h,
                                        volume_ml=volume_ml, volume_sd_ml=volume_sd_ml, dose_gy=mean_gy,
-                                       recovery=recovery)
+                                       pvc=terms, tia_fit_dof=fit.tia_dof, model_selection_rel_sd=ms_rel)
         dvhs[name] = (np.asarray(stats.dvh_dose_gy) * scale, np.asarray(stats.dvh_volume_fraction))
         results[name] = {
             "volume_ml": _finite(volume_ml, 3), "mass_g": _finite(mass_g, 3),
             "activity_mbq": [_finite(a, 4) for a in activities[name]],
+            "activity_sd_mbq": [_finite(a, 4) for a in activity_sd[name]],
             "recovery_coefficient": _finite(rc_values[name], 4), "pvc_method": pvc_methods[name],
+            "pvc_reason": pvc_reasons.get(name, ""),
             "tia_mbq_h": _finite(fit.tia_mbq_h, 3), "tia_sd_mbq_h": _finite(budget.tia.combined_sd, 3),
             "mean_gy": _finite(mean_gy), "electron_mean_gy": _finite(electron_gy), "photon_mean_gy": _finite(photon_gy),
             "voxel_map_mean_gy": _finite(stats.mean_gy),
@@ -320,6 +373,10 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
             "uncertainty_gy": _finite(budget.dose.combined_sd),
             "uncertainty_budget": [{"component": c.name, "relative_pct": _finite(100 * c.contribution_rel, 3)}
                                    for c in budget.dose.components],
+            "uncertainty_dof": _finite(budget.dose.effective_dof, 1),
+            "uncertainty_coverage_k95": _finite(budget.dose.coverage_factor_k95, 3),
+            "fit_tia_dof": _finite(fit.tia_dof, 1), "fit_variance_scale": _finite(fit.variance_scale, 4),
+            "model_selection": ms_note,
             "fit_model": fit.model, "fit_selection": fit.selection_reason,
             "effective_half_life_h": _finite(fit.effective_half_life_h, 3),
             "voxel_tia_scale": _finite(scales[name], 4),
@@ -350,8 +407,12 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
                 "voxel_map": "each structure's voxels with its own alpha/beta and T_rep, G = k / (k + ln2 / T_rep) "
                              "from the voxel clearance rate k; voxels outside every structure alpha/beta "
                              f"{BED_PARAMETERS[-1][1]:g} Gy, T_rep {BED_PARAMETERS[-1][2]:g} h"},
-        "uncertainty": f"GUM: calibration factor, recovery coefficient, volume (boundary SD {BOUNDARY_SD_MM:g} mm "
-                       "over the structure surface), fit covariance",
+        "uncertainty": f"GUM per PVC method used: calibration factor (correlated), TAC fit with absolute "
+                       f"per-time-point SDs ({POINT_SD_MODEL.describe()}; covariance x max(1, chi2_red), "
+                       "Student-t coverage via Welch-Satterthwaite), model selection (Akaike weights), recovery "
+                       "curve (rc only), uncorrected under-estimate of model-based PVC (plain GTM, rc, none) as a "
+                       f"one-sided bias, volume (systematic boundary shift SD {BOUNDARY_SD_MM:g} mm over the "
+                       "surface; activity sensitivity of the method partially cancelling the mass)",
     }
     electron = _image_like(np.asarray(dose.electron_gy), grid)
     photon = _image_like(np.asarray(dose.photon_gy), grid)

@@ -20,6 +20,22 @@ so, in relative terms, with sensitivity coefficients c = d ln y / d ln x:
 Combined: u_rel(y)^2 = sum (c_i u_rel(x_i))^2. ``UncertaintyBudget`` lists each component's
 absolute and relative contribution. Linearisation is accurate for relative SDs up to ~20 %;
 the Monte Carlo check in the tests shows the agreement.
+
+Budget of the method actually used (``pvc`` argument, a ``startnet.dosimetry.pvc_terms.PvcTerms``):
+the recovery-curve term only for ``rc``; a one-sided bias term for the model-based methods (plain
+GTM, RC, none); the volume term's sensitivity from how that method's activity follows the
+boundary (0 for total-activity methods: only the mass changes; for VOI methods the counted
+activity grows with the VOI and partially cancels the mass). Per-time-point activity SDs
+(counts, VOI/registration, calibration reproducibility) enter through the fit ("TAC fit:
+per-time-point activities"), the calibration factor's correlated part only as its own term, and
+the choice of model as "model selection (Akaike weights)". The volume term keeps the documented
+assumption of a systematic boundary shift of ``BOUNDARY_SD_MM`` over the whole surface
+(``startnet.cycle_analysis``): a contouring bias moves the whole outline the same way; local
+random contour errors average out over a surface and are neglected.
+
+Degrees of freedom: every component is type B (infinite) except the fit when its residuals set
+the scale (``TacFit.tia_dof``); the combined budget's effective degrees of freedom follow
+Welch-Satterthwaite and ``coverage_factor_k95`` the Student-t quantile (GUM G.4).
 """
 
 from __future__ import annotations
@@ -77,6 +93,7 @@ class UncertaintyComponent:
     sensitivity: float  # d ln y / d ln x
     contribution_rel: float  # |c| * u_rel(x)
     contribution_abs: float  # contribution_rel * y
+    dof: float = math.inf  # degrees of freedom of the input's SD (type B: infinite)
 
 
 @dataclass
@@ -88,6 +105,19 @@ class UncertaintyBudget:
     combined_rel_sd: float
     combined_sd: float
 
+    @property
+    def effective_dof(self) -> float:
+        """Welch-Satterthwaite: u^4 / sum(u_i^4 / nu_i) (infinite when every input is type B)."""
+        den = sum(c.contribution_rel ** 4 / c.dof for c in self.components if math.isfinite(c.dof) and c.dof > 0)
+        return self.combined_rel_sd ** 4 / den if den > 0 else math.inf
+
+    @property
+    def coverage_factor_k95(self) -> float:
+        from scipy import stats
+
+        nu = self.effective_dof
+        return float(stats.t.ppf(0.975, nu)) if math.isfinite(nu) else float(stats.norm.ppf(0.975))
+
     def table(self) -> str:
         lines = [f"{self.quantity}: {self.value:.4g} {self.unit} +/- {self.combined_sd:.3g} "
                  f"({100 * self.combined_rel_sd:.1f} %)"]
@@ -97,14 +127,16 @@ class UncertaintyBudget:
         return "\n".join(lines)
 
 
-def combine(quantity: str, value: float, unit: str, inputs: Sequence[Tuple[str, float, float]]) -> UncertaintyBudget:
-    """GUM combination of independent inputs given as (name, relative SD, sensitivity)."""
+def combine(quantity: str, value: float, unit: str, inputs: Sequence[Tuple]) -> UncertaintyBudget:
+    """GUM combination of independent inputs (name, relative SD, sensitivity[, degrees of freedom])."""
     comps = []
-    for name, rel_sd, sens in inputs:
+    for item in inputs:
+        name, rel_sd, sens = item[:3]
+        dof = float(item[3]) if len(item) > 3 else math.inf
         if not (rel_sd >= 0) or not math.isfinite(rel_sd):
             raise InputError(f"uncertainty of {quantity}: component '{name}' has invalid relative SD {rel_sd}")
         rel = abs(sens) * rel_sd
-        comps.append(UncertaintyComponent(name, rel_sd, sens, rel, rel * abs(value)))
+        comps.append(UncertaintyComponent(name, rel_sd, sens, rel, rel * abs(value), dof))
     total = math.sqrt(sum(c.contribution_rel**2 for c in comps))
     return UncertaintyBudget(quantity, value, unit, comps, total, total * abs(value))
 
@@ -128,16 +160,23 @@ def structure_uncertainty(
     recovery: Optional[RecoveryCurve] = None,
     rc_rel_sd: Optional[float] = None,
     dose_mass_exponent: float = -1.0,
+    pvc=None,
+    tia_fit_dof: float = math.inf,
+    model_selection_rel_sd: float = 0.0,
 ) -> StructureUncertainty:
     """Budgets of TIA and (if ``dose_gy`` given) mean dose of one structure.
 
-    RC: from ``recovery`` (parameter covariance + volume elasticity) or, without a curve, a
-    fixed relative SD ``rc_rel_sd`` (default 0: no recovery correction uncertainty claimed).
+    ``pvc`` (``PvcTerms``): the budget of the PVC method actually used (module docstring). Without
+    it, the recovery-coefficient budget: RC from ``recovery`` (parameter covariance + volume
+    elasticity) or a fixed relative SD ``rc_rel_sd`` (default 0: no recovery uncertainty claimed).
     """
     if not (tia_mbq_h > 0) or not (volume_ml > 0) or volume_sd_ml < 0 or tia_fit_sd_mbq_h < 0:
         raise InputError(f"structure_uncertainty('{structure}'): need TIA > 0, fit SD >= 0, volume > 0 and "
                          f"volume SD >= 0; got {tia_mbq_h}, {tia_fit_sd_mbq_h}, {volume_ml}, {volume_sd_ml}")
     u_v = volume_sd_ml / volume_ml
+    if pvc is not None:
+        return _method_budget(structure, tia_mbq_h, tia_fit_sd_mbq_h / tia_mbq_h, u_v, dose_gy, cf_rel_sd, pvc,
+                              tia_fit_dof, model_selection_rel_sd, dose_mass_exponent)
     if recovery is not None:
         u_rc = recovery.rel_sd_params(volume_ml)
         e_rc = recovery.dln_rc_dln_v(volume_ml)
@@ -152,6 +191,28 @@ def structure_uncertainty(
     if dose_gy is not None:
         dose_inputs = tia_inputs[:2] + [("volume (recovery coefficient and mass)", u_v, -e_rc + dose_mass_exponent),
                                         tia_inputs[3]]
+        dose_budget = combine("mean absorbed dose", dose_gy, "Gy", dose_inputs)
+    return StructureUncertainty(structure, tia_budget, dose_budget)
+
+
+def _method_budget(structure, tia, fit_rel, u_v, dose_gy, cf_rel_sd, pvc, fit_dof, ms_rel, mass_exponent):
+    method = f"PVC {pvc.method}"
+    common = [("calibration factor (correlated over time points)", cf_rel_sd, -1.0),
+              ("TAC fit: per-time-point activities (counts, VOI/registration, calibration reproducibility)",
+               fit_rel, 1.0, fit_dof),
+              ("model selection (Akaike weights)", ms_rel, 1.0)]
+    pvc_inputs = []
+    if pvc.recovery_rel_sd > 0:
+        pvc_inputs.append((f"recovery coefficient curve ({pvc.recovery_source})", pvc.recovery_rel_sd, -1.0))
+    if pvc.bias_underestimate > 0:
+        pvc_inputs.append((f"{method}: uncorrected under-estimate ({pvc.bias_note})", pvc.bias_rel_sd, 1.0))
+    e = pvc.activity_volume_elasticity
+    tia_inputs = common + pvc_inputs + [(f"volume (boundary; activity via {pvc.method})", u_v, e)]
+    tia_budget = combine("TIA", tia, "MBq.h", tia_inputs)
+    dose_budget = None
+    if dose_gy is not None:
+        dose_inputs = common + pvc_inputs + [(f"volume (boundary; mass and activity via {pvc.method})", u_v,
+                                              e + mass_exponent)]
         dose_budget = combine("mean absorbed dose", dose_gy, "Gy", dose_inputs)
     return StructureUncertainty(structure, tia_budget, dose_budget)
 

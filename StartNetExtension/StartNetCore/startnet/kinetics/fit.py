@@ -2,10 +2,14 @@
 
 Rules (each decision is written into the returned :class:`TacFit`):
 
-* Weights: ``sigma_mbq`` given -> absolute standard deviations, covariance = (J^T W J)^-1.
-  Not given -> sigma_i = 10 % of |A_i| (floor 1 % of the peak; relative weighting) and the
-  covariance is scaled by the reduced chi-square when the fit has degrees of freedom, else
-  the assumed 10 % stands as the absolute SD (warning recorded).
+* Weights: ``sigma_mbq`` given -> absolute standard deviations (per time point: counts, VOI,
+  uncorrelated calibration part; ``startnet.kinetics.point_sd``), covariance
+  (J^T W J)^-1 x max(1, chi2_red): the data may widen the a-priori SDs, never narrow them
+  (EANM, Gear 2018). Not given -> sigma_i = 10 % of |A_i| (floor 1 % of the peak; relative
+  weighting) and the covariance is scaled by the reduced chi-square when the fit has degrees of
+  freedom, else the assumed 10 % stands as the absolute SD (warning recorded). Whenever the
+  residuals set the scale, ``TacFit.tia_dof`` = n - p and ``coverage_factor_k95`` is the
+  Student-t factor (with 4 points and a mono-exponential, t(2) = 4.30, not 1.96).
 * Physical constraint: the slowest clearance rate k1 >= lambda_phys (decay constant of the
   nuclide), always. Nothing is extrapolated beyond the last point slower than physical decay.
   If the constrained optimum sits on that bound, a free refit (k1 > 0) tests the data: when
@@ -111,7 +115,7 @@ def fit_tac(
         reason = res["reason"]
         if res["ok"] and not eligible:
             reason = f"fitted, AICc undefined (n={n} <= p+1={model.n_params + 1}); " + reason
-        candidates.append(Candidate(m, value, res["ok"], reason))
+        candidates.append(Candidate(m, value, res["ok"], reason, res["tia"] if res["ok"] else math.nan))
         fitted[m] = (res, eligible, value)
     eligible_ok = [(c.aicc, c.model) for c in candidates if c.ok and fitted[c.model][1]]
     warnings: List[str] = []
@@ -237,7 +241,7 @@ def _exp_result(model, res, candidates, reason, warnings, t, y, s, name, lam) ->
         effective_half_life_definition="ln2/k of the dominant clearance phase (largest a_i/k_i)",
         aicc=aicc, candidates=candidates, selection_reason=reason, warnings=warnings,
         times_h=t, activity_mbq=y, sigma_mbq=s, physical_decay_constant_per_h=lam,
-        amplitudes_mbq=a, rates_per_h=k,
+        amplitudes_mbq=a, rates_per_h=k, tia_dof=res["dof"], variance_scale=res["variance_scale"],
     )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from startnet.errors import FitError
 from startnet.kinetics.models import MODELS
 from startnet.kinetics.tacfit import TacFit
-from startnet.kinetics.wls import fit_constrained, validate_tac
+from startnet.kinetics.wls import fit_constrained, validate_tac, variance_scale
 from startnet.physics.lu177 import LU177, Nuclide
 
 LN2 = math.log(2.0)
@@ -125,8 +125,7 @@ def hybrid_fit(times_h, activity_mbq, sigma_mbq=None, absolute_sigma: Optional[b
     sens = g[free] @ np.linalg.solve(jf.T @ jf, jf.T) / ss
     grad = w.copy()
     grad[ip:] += sens
-    dof = len(tt) - (free.stop - free.start)
-    scale = (res["wrss"] / dof) if (not absolute and dof > 0) else 1.0
+    scale, dof = variance_scale(res["wrss"], len(tt) - (free.stop - free.start), absolute)
     tia_sd = math.sqrt(float(np.sum((grad * s) ** 2)) * scale)
     nodes_t = np.concatenate([[0.0], t[: ip + 1]]) if t[0] > 0 else t[: ip + 1].copy()
     nodes_a = np.concatenate([[0.0], yc]) if t[0] > 0 else yc.copy()
@@ -138,4 +137,5 @@ def hybrid_fit(times_h, activity_mbq, sigma_mbq=None, absolute_sigma: Optional[b
         times_h=t, activity_mbq=y, sigma_mbq=s,
         uptake_assumption=f"A(0) = 0, linear through the measured points to the peak at {tp:g} h",
         physical_decay_constant_per_h=lam, trapezoid_nodes=(nodes_t, nodes_a), tail_exponential=(a, k),
+        tia_dof=dof, variance_scale=scale,
     )

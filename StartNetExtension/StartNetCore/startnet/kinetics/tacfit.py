@@ -12,12 +12,17 @@ from startnet.errors import FitError
 
 
 class Candidate(NamedTuple):
-    """One candidate model of a fit: AICc is ``nan`` when not defined (n <= p + 1)."""
+    """One candidate model of a fit: AICc is ``nan`` when not defined (n <= p + 1).
+
+    ``tia_mbq_h``: the candidate's own TIA (``nan`` when not fitted), for the model-selection
+    uncertainty (``startnet.kinetics.model_selection``).
+    """
 
     model: str
     aicc: float
     ok: bool
     reason: str
+    tia_mbq_h: float = math.nan
 
 
 @dataclass
@@ -45,6 +50,11 @@ class TacFit:
         candidates: every model tried, as (model, aicc, ok, reason).
         selection_reason: why this model was selected (text for the report).
         warnings: anything the physicist must know (constraint released, fallback, STP ...).
+        tia_dof: degrees of freedom of ``tia_sd_mbq_h``: infinite when the a-priori point SDs
+            set it (reduced chi-square <= 1, or no residual degrees of freedom), n - p when the
+            residual scatter scaled it (see ``startnet.kinetics.wls.variance_scale``).
+        variance_scale: the factor applied to the linearised covariance (max(1, chi2_red) with
+            absolute SDs, chi2_red with relative weights).
     """
 
     structure: str
@@ -77,6 +87,8 @@ class TacFit:
     def bed_half_life_h(self) -> float:
         """Effective half-life that describes the dose-rate shape for BED (population T_eff for STP)."""
         return self.bed_t_eff_h if self.bed_t_eff_h else self.effective_half_life_h
+    tia_dof: float = math.inf
+    variance_scale: float = 1.0
 
     @property
     def is_exponential(self) -> bool:
@@ -85,6 +97,13 @@ class TacFit:
     @property
     def tia_rel_sd(self) -> float:
         return self.tia_sd_mbq_h / self.tia_mbq_h if self.tia_mbq_h > 0 else float("nan")
+
+    @property
+    def coverage_factor_k95(self) -> float:
+        """Two-sided 95 % coverage factor of the fit SD: Student-t with ``tia_dof`` (1.96 when infinite)."""
+        from scipy import stats
+
+        return float(stats.t.ppf(0.975, self.tia_dof)) if math.isfinite(self.tia_dof) else float(stats.norm.ppf(0.975))
 
     def evaluate(self, t_h) -> np.ndarray:
         """Fitted activity (MBq) at times ``t_h`` (h after administration), for plotting."""

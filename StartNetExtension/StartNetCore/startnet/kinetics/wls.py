@@ -98,6 +98,23 @@ def _lsq(model: ExpModel, t, y, s, kmin):
     return best
 
 
+def variance_scale(wrss: float, dof: int, absolute: bool) -> Tuple[float, float]:
+    """(factor on the linearised covariance, degrees of freedom of the resulting SD).
+
+    Absolute point SDs: max(1, chi2_red). A reduced chi-square <= 1 keeps the a-priori SDs
+    (type B, infinite degrees of freedom); above 1 the data scatter more than the SDs claim and
+    the residuals set the scale (type A, n - p degrees of freedom: use a Student-t coverage
+    factor). Relative weights (no SDs): chi2_red whatever its value (n - p degrees of freedom).
+    No degrees of freedom: factor 1 and the assumed SDs stand (infinite).
+    """
+    if dof <= 0:
+        return 1.0, math.inf
+    chi2_red = wrss / dof
+    if absolute and chi2_red <= 1.0:
+        return 1.0, math.inf
+    return chi2_red, float(dof)
+
+
 def _covariance(model, p, t, s, wrss, absolute) -> np.ndarray:
     j = model.jacobian(p, t) / s[:, None]
     # SVD of the weighted Jacobian: rank deficiency (an unidentifiable phase) -> infinite covariance.
@@ -108,10 +125,7 @@ def _covariance(model, p, t, s, wrss, absolute) -> np.ndarray:
     if len(sv) < model.n_params or sv[-1] <= 1e-10 * sv[0]:
         return np.full((model.n_params, model.n_params), np.inf)
     cov = (vt.T / sv**2) @ vt
-    dof = len(t) - model.n_params
-    if not absolute and dof > 0:
-        cov = cov * (wrss / dof)
-    return cov
+    return cov * variance_scale(wrss, len(t) - model.n_params, absolute)[0]
 
 
 def fit_constrained(model, t, y, s, lam, absolute, nsig) -> dict:
@@ -156,5 +170,7 @@ def fit_constrained(model, t, y, s, lam, absolute, nsig) -> dict:
         reason = f"unusable fit (optimiser success={res.success}, TIA={tia:.4g} MBq.h)"
     if constraint_note:
         reason = reason + "; " + constraint_note
+    scale, dof = variance_scale(wrss, len(t) - model.n_params, absolute)
     return {"ok": ok, "p": p, "cov": cov, "wrss": wrss, "tia": tia, "tia_sd": math.sqrt(max(var, 0.0)),
-            "reason": reason, "constraint_note": constraint_note, "slower_than_physical": slower}
+            "reason": reason, "constraint_note": constraint_note, "slower_than_physical": slower,
+            "variance_scale": scale, "dof": dof}
