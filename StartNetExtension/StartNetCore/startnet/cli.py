@@ -19,8 +19,8 @@ from startnet.errors import StartNetError
 
 # Modules providing ``register(subparsers)``; order is the order shown in ``--help``.
 COMMAND_MODULES = [
-    "startnet.pipeline_cli",
-    "startnet.accumulate",
+    "startnet.commands.run",
+    "startnet.cycle.accumulate",
     "startnet.phantom.cli",
     "startnet.dicomio.cli",
     "startnet.segmentation.cli",

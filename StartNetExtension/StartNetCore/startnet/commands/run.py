@@ -56,7 +56,7 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from startnet.pipeline import RunOptions, run_cycle
+    from startnet.cycle.run import RunOptions, run_cycle
     from startnet.progress import terminal_progress
 
     if (args.patient or args.cycle is not None) and not args.trial_db:
@@ -95,7 +95,7 @@ def summary_text(results) -> str:
 
 
 def _demo(args) -> int:
-    from startnet.demo import run_demo
+    from startnet.commands.demo import run_demo
 
     return run_demo(args.out, preset=args.preset, seed=args.seed, method=args.method, quiet=args.quiet,
                     stream=sys.stdout)

@@ -20,10 +20,10 @@ DEMO_PATIENT = "SN-DEMO-001"
 
 def run_demo(out_dir: str, *, preset: str = "small", seed: int = 2026, method: str = "vsv-density",
              quiet: bool = False, stream: TextIO) -> int:
+    from startnet.commands.run import summary_text
+    from startnet.cycle.run import RunOptions, run_cycle
     from startnet.phantom import PhantomConfig, build_phantom
     from startnet.phantom.export import write_phantom_dicom
-    from startnet.pipeline import RunOptions, run_cycle
-    from startnet.pipeline_cli import summary_text
     from startnet.progress import terminal_progress
     from startnet.trial.store import TrialStore
 

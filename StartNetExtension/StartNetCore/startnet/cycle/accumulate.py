@@ -18,8 +18,8 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from startnet.cycle.outputs import CT_ON_DOSE_GRID
 from startnet.errors import InputError, OutputError
-from startnet.outputs import CT_ON_DOSE_GRID
 
 SUMMED_KEYS = ("mean_gy", "bed_gy", "eqd2_gy")
 

@@ -82,7 +82,7 @@ def resolve_contested_voxels(masks: OrderedDict[str, np.ndarray], fractions: Dic
     structure with the larger share, on a tie to the smaller structure (a kidney before the body
     remainder). Structures that genuinely overlap (a kidney and its cortex) are left as they are.
     """
-    from startnet.quantification import overlapping
+    from startnet.cycle.quantify import overlapping
 
     shares = OrderedDict((n, fractions.get(n, m.astype(np.float32))) for n, m in masks.items())
     if len(masks) < 2 or overlapping(shares):

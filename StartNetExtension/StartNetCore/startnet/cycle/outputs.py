@@ -145,8 +145,8 @@ def _write_scene(result, path: Path) -> bool:
 
 
 def _write_report(result, staging: Path) -> List[str]:
+    from startnet.cycle.report_input import report_input_from_result
     from startnet.report import write_report
-    from startnet.report_input import report_input_from_result
 
     files = write_report(report_input_from_result(result), staging)
     names = [Path(files.html).name, Path(files.pdf).name]

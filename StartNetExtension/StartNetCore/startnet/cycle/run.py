@@ -22,11 +22,11 @@ import SimpleITK as sitk
 
 from startnet import __version__
 from startnet.about import environment_report
-from startnet.cycle_analysis import StructureAnalysis, analyse_structures, kidneys_summary
+from startnet.cycle.analyse import StructureAnalysis, analyse_structures, kidneys_summary
+from startnet.cycle.structures import Structures, automatic_structures, structures_from_file
 from startnet.dicomio import Cycle, Discovery, Overrides, discover, load_cycle
 from startnet.errors import InputError
 from startnet.progress import Progress, ProgressCallback
-from startnet.structures import Structures, automatic_structures, structures_from_file
 
 LOG = logging.getLogger(__name__)
 METHODS = ("led", "vsv", "vsv-density")
@@ -171,7 +171,7 @@ def register_cycle_to_reference(cycle: Cycle, reference_index: int, progress: Pr
 
 def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback] = None) -> CycleResult:
     """Run one cycle end to end and write every output into ``options.out_dir``."""
-    from startnet.outputs import prepare_output_dir, write_outputs
+    from startnet.cycle.outputs import prepare_output_dir, write_outputs
 
     options.validate()
     staging = prepare_output_dir(options.out_dir)  # fails early on an unwritable folder
@@ -206,7 +206,7 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
 
     trial_status = None
     if options.trial_db:
-        from startnet.pipeline_trial import record_cycle_results
+        from startnet.cycle.trial_record import record_cycle_results
 
         trial_status, trial_warnings = record_cycle_results(
             options.trial_db, options.patient_id, options.cycle, cycle.injection_datetime.date(),

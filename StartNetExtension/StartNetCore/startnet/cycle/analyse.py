@@ -112,7 +112,7 @@ PVC_METHODS = ("gtm", "rc", "none")
 def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc: str, psf_fwhm_mm: float,
                          warnings: List[str]):
     """(activity MBq per structure and time point, recovery per structure, description, method per structure)."""
-    from startnet.quantification import gtm_activities, normalised, overlapping
+    from startnet.cycle.quantify import gtm_activities, normalised, overlapping
 
     grid = registered.reference_grid
     spacing_zyx = tuple(reversed(grid.GetSpacing()))

@@ -1,0 +1,1 @@
+"""One 177Lu cycle's steps: load -> register -> structures -> analyse -> outputs; ``run`` chains them."""
