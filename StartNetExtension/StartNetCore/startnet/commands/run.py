@@ -1,10 +1,9 @@
-"""``startnet run`` (one cycle from DICOM) and ``startnet demo`` (the phantom patient end to end)."""
+"""``startnet run``: one cycle from a folder of DICOM files (the steps are chained by ``startnet.cycle.run``)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import sys
 
 from startnet.errors import InputError
 
@@ -46,17 +45,10 @@ def register(subparsers) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
-    demo = subparsers.add_parser("demo", help="phantom patient -> DICOM -> startnet run -> summary vs truth")
-    demo.add_argument("--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)")
-    demo.add_argument("--preset", choices=("small", "clinical"), default="small")
-    demo.add_argument("--seed", type=int, default=2026)
-    demo.add_argument("--method", choices=("led", "vsv", "vsv-density"), default="vsv-density")
-    demo.add_argument("--quiet", action="store_true")
-    demo.set_defaults(handler=_demo)
-
 
 def _run(args) -> int:
     from startnet.cycle.run import RunOptions, run_cycle
+    from startnet.cycle.summary import summary_text
     from startnet.progress import terminal_progress
 
     if (args.patient or args.cycle is not None) and not args.trial_db:
@@ -71,31 +63,3 @@ def _run(args) -> int:
     result = run_cycle(options, None if args.quiet else terminal_progress())
     print(summary_text(result.results))
     return 0
-
-
-def summary_text(results) -> str:
-    lines = [f"cycle dosimetry ({results['method']}), injected {results['injected_activity_mbq'] / 1000:.2f} GBq, "
-             f"{len(results['timepoints'])} time points"]
-    for name, s in results["structures"].items():
-        lines.append(f"  {name:<16} mean {s['mean_gy']:7.2f} Gy +/- {s['uncertainty_pct']:4.1f} %   "
-                     f"BED {s['bed_gy']:7.2f} Gy   TIA {s['tia_mbq_h']:10.1f} MBq.h  ({s['fit_model']})")
-    if results.get("kidneys_mean_gy") is not None:
-        lines.append(f"kidneys (mass-weighted): {results['kidneys_mean_gy']:.2f} Gy, "
-                     f"BED {results['kidneys_bed_gy']:.2f} Gy")
-    trial = results.get("trial")
-    if trial:
-        nxt = trial["next_cycle"]
-        lines.append(f"trial: cumulative kidney {trial['cumulative_kidney_gy']:.2f} of {trial['limit_gy']:.1f} Gy; "
-                     f"next cycle {'allowed' if nxt['allowed'] else 'NOT allowed'}"
-                     + (f", max {nxt['max_activity_gbq']:.2f} GBq, {nxt['earliest_date']} .. {nxt['latest_date']}"
-                        if nxt["allowed"] else "") + f" ({nxt['reason']})")
-    for warning in results.get("warnings", []):
-        lines.append(f"warning: {warning}")
-    return "\n".join(lines)
-
-
-def _demo(args) -> int:
-    from startnet.commands.demo import run_demo
-
-    return run_demo(args.out, preset=args.preset, seed=args.seed, method=args.method, quiet=args.quiet,
-                    stream=sys.stdout)

@@ -60,8 +60,8 @@ class DosimetrySceneLogic:
                   calibration_cps_per_mbq: Optional[float] = None, reference_timepoint: Optional[int] = None,
                   patient_id: Optional[str] = None, cycle: Optional[int] = None,
                   progress: Optional[Callable[[float, str], None]] = None) -> DosimetryOutputs:
-        from startnet.commands.run import summary_text
         from startnet.cycle.run import RunOptions, run_cycle
+        from startnet.cycle.summary import summary_text
 
         if not input_dir or not Path(input_dir).is_dir():
             raise InputError(f"DICOM folder {input_dir!r} does not exist")

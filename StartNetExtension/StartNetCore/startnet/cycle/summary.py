@@ -1,0 +1,24 @@
+"""One cycle's results as the short text ``startnet run``, ``startnet demo`` and the Dosimetry module print."""
+
+from __future__ import annotations
+
+
+def summary_text(results) -> str:
+    lines = [f"cycle dosimetry ({results['method']}), injected {results['injected_activity_mbq'] / 1000:.2f} GBq, "
+             f"{len(results['timepoints'])} time points"]
+    for name, s in results["structures"].items():
+        lines.append(f"  {name:<16} mean {s['mean_gy']:7.2f} Gy +/- {s['uncertainty_pct']:4.1f} %   "
+                     f"BED {s['bed_gy']:7.2f} Gy   TIA {s['tia_mbq_h']:10.1f} MBq.h  ({s['fit_model']})")
+    if results.get("kidneys_mean_gy") is not None:
+        lines.append(f"kidneys (mass-weighted): {results['kidneys_mean_gy']:.2f} Gy, "
+                     f"BED {results['kidneys_bed_gy']:.2f} Gy")
+    trial = results.get("trial")
+    if trial:
+        nxt = trial["next_cycle"]
+        lines.append(f"trial: cumulative kidney {trial['cumulative_kidney_gy']:.2f} of {trial['limit_gy']:.1f} Gy; "
+                     f"next cycle {'allowed' if nxt['allowed'] else 'NOT allowed'}"
+                     + (f", max {nxt['max_activity_gbq']:.2f} GBq, {nxt['earliest_date']} .. {nxt['latest_date']}"
+                        if nxt["allowed"] else "") + f" ({nxt['reason']})")
+    for warning in results.get("warnings", []):
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines)
