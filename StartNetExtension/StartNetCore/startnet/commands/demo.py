@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD, DOSE_METHODS
 from startnet.errors import OutputError
 
 DEMO_PATIENT = "SN-DEMO-001"
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
     demo.add_argument("--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)")
     demo.add_argument("--preset", choices=("small", "clinical"), default="small")
     demo.add_argument("--seed", type=int, default=2026)
-    demo.add_argument("--method", choices=("led", "vsv", "vsv-density"), default="vsv-density")
+    demo.add_argument("--method", choices=tuple(DOSE_METHODS), default=DEFAULT_DOSE_METHOD)
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(handler=_demo)
 
@@ -34,7 +35,7 @@ def _demo(args) -> int:
                     stream=sys.stdout)
 
 
-def run_demo(out_dir: str, *, preset: str = "small", seed: int = 2026, method: str = "vsv-density",
+def run_demo(out_dir: str, *, preset: str = "small", seed: int = 2026, method: str = DEFAULT_DOSE_METHOD,
              quiet: bool = False, stream: TextIO) -> int:
     from startnet.cycle.run import RunOptions, run_cycle
     from startnet.cycle.summary import summary_text

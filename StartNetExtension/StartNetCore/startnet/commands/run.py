@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 
+from startnet.cycle.pvc import DEFAULT_PVC, PVC_METHODS
+from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD, DOSE_METHODS
 from startnet.errors import InputError
 
 
@@ -30,16 +32,17 @@ def register(subparsers) -> None:
                      help="reference time point index in chronological order (default: closest to 24 h)")
     run.add_argument("--calibration-cps-per-mbq", type=float, metavar="X",
                      help="camera calibration factor for count images (overrides the headers)")
-    run.add_argument("--method", choices=("led", "vsv", "vsv-density"), default="vsv-density",
-                     help="dose engine (default vsv-density)")
+    run.add_argument("--method", choices=tuple(DOSE_METHODS), default=DEFAULT_DOSE_METHOD,
+                     help=f"dose engine (default {DEFAULT_DOSE_METHOD}): "
+                          + "; ".join(f"{m.name}: {m.title}" for m in DOSE_METHODS.values()))
     run.add_argument("--injection-datetime", type=_aware_datetime, metavar="ISO",
                      help="override the injection date/time (with UTC offset)")
     run.add_argument("--injected-activity-mbq", type=float, metavar="X", help="override the injected activity")
     run.add_argument("--trial-db", metavar="URL", help="record the cycle in this trial database")
     run.add_argument("--patient", metavar="ID", help="trial patient ID (pseudonym)")
     run.add_argument("--cycle", type=int, metavar="N", help="cycle number")
-    run.add_argument("--pvc", choices=("gtm", "rc", "none"), default="gtm",
-                     help="partial-volume correction: geometric transfer matrix (default), recovery coefficients, none")
+    run.add_argument("--pvc", choices=tuple(PVC_METHODS), default=DEFAULT_PVC,
+                     help="partial-volume correction: " + ", ".join(PVC_METHODS.values()))
     run.add_argument("--psf-fwhm-mm", type=float, metavar="MM",
                      help="SPECT resolution (FWHM) for the partial-volume correction (default: camera configuration)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")

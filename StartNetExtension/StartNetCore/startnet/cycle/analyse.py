@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from startnet.cycle.pvc import PVC_METHODS
 from startnet.errors import InputError
 from startnet.physics.lu177 import LU177
 
@@ -104,9 +105,6 @@ def activity_stack_mbq(images: List[sitk.Image]) -> np.ndarray:
     voxel_ml = float(np.prod(images[0].GetSpacing())) / 1000.0
     return np.stack([sitk.GetArrayViewFromImage(im).astype(np.float32) * np.float32(voxel_ml * 1e-6)
                      for im in images])
-
-
-PVC_METHODS = ("gtm", "rc", "none")
 
 
 def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc: str, psf_fwhm_mm: float,
@@ -308,15 +306,9 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
 
 def compute_dose(method: str, tia: np.ndarray, voxel_ml: float, density: np.ndarray, kernel):
     """Dose maps with the chosen engine; photons always by kernel convolution (dose to water)."""
-    from startnet.dosimetry import dose_led, dose_vsv, dose_vsv_density
+    from startnet.dosimetry.engines import dose_maps
 
-    if method == "led":
-        return dose_led(tia, voxel_ml, density, photons="kernel", kernel=kernel)
-    if method == "vsv":
-        return dose_vsv(tia, kernel)
-    if method == "vsv-density":
-        return dose_vsv_density(tia, kernel, density)
-    raise InputError(f"dose method {method!r}: expected led, vsv or vsv-density")
+    return dose_maps(method, tia, voxel_ml, density, kernel)
 
 
 def _body_mask(ct_grid: Optional[sitk.Image], stack: np.ndarray) -> np.ndarray:

@@ -83,11 +83,12 @@ def write_outputs(result, options, staging: Path, progress=None) -> Dict[str, st
         _progress(progress, 0.15, "RT Dose and DICOM SEG")
         reference_tp = registered.cycle.timepoints[registered.reference_index]
         ct_files = series_files(result.discovery, reference_tp.ct_series_uid)
+        from startnet.dosimetry.methods import DOSE_METHODS
         from startnet.report.rtdose import write_rtdose
 
         write_rtdose(analysis.dose_gy, staging / "rtdose.dcm",
                      reference=_reference_dataset(ct_files, registered.cycle, reference_tp),
-                     tissue_heterogeneity_correction="IMAGE" if options.method == "vsv-density" else "WATER")
+                     tissue_heterogeneity_correction=DOSE_METHODS[options.method].tissue_heterogeneity_correction)
         names.append("rtdose.dcm")
         if ct_files:
             from startnet.report.dicom_seg import write_dicom_seg

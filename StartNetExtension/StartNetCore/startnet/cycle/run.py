@@ -23,13 +23,15 @@ import SimpleITK as sitk
 from startnet import __version__
 from startnet.about import environment_report
 from startnet.cycle.analyse import StructureAnalysis, analyse_structures, kidneys_summary
+from startnet.cycle.pvc import DEFAULT_PVC, PVC_METHODS
 from startnet.cycle.structures import Structures, automatic_structures, structures_from_file
 from startnet.dicomio import Cycle, Discovery, Overrides, discover, load_cycle
+from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD, DOSE_METHODS
 from startnet.errors import InputError
 from startnet.progress import Progress, ProgressCallback
 
 LOG = logging.getLogger(__name__)
-METHODS = ("led", "vsv", "vsv-density")
+METHODS = tuple(DOSE_METHODS)
 STAGES = (("load", 30.0), ("register", 15.0), ("segment", 8.0), ("quantify", 8.0), ("kinetics", 10.0),
           ("dose", 6.0), ("results", 3.0), ("outputs", 20.0))
 
@@ -44,13 +46,13 @@ class RunOptions:
     labels_path: Optional[str] = None
     reference_timepoint: Optional[int] = None
     calibration_cps_per_mbq: Optional[float] = None
-    method: str = "vsv-density"
+    method: str = DEFAULT_DOSE_METHOD
     injection_datetime: Optional[_dt.datetime] = None
     injected_activity_mbq: Optional[float] = None
     patient_id: Optional[str] = None
     cycle: Optional[int] = None
     trial_db: Optional[str] = None
-    pvc: str = "gtm"
+    pvc: str = DEFAULT_PVC
     psf_fwhm_mm: Optional[float] = None
     write_scene: bool = True
     write_report: bool = True
@@ -61,8 +63,8 @@ class RunOptions:
         return float(self.psf_fwhm_mm or DEFAULT_PSF_FWHM_MM)
 
     def validate(self) -> None:
-        if self.pvc not in ("gtm", "rc", "none"):
-            raise InputError(f"--pvc {self.pvc!r}: expected gtm, rc or none")
+        if self.pvc not in PVC_METHODS:
+            raise InputError(f"--pvc {self.pvc!r}: expected one of {', '.join(PVC_METHODS)}")
         if self.psf_fwhm_mm is not None and not self.psf_fwhm_mm > 0:
             raise InputError(f"--psf-fwhm-mm must be > 0 mm, got {self.psf_fwhm_mm}")
         if self.method not in METHODS:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
+from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD
 from startnet.errors import InputError, OutputError
 from startnet.mrml.cycle_scene import add_cycle_nodes
 from startnet.mrml.plots import add_chart, add_series
@@ -56,7 +57,7 @@ class DosimetrySceneLogic:
         self.last_results: Optional[Dict[str, Any]] = None
         self.last_result = None
 
-    def run_cycle(self, input_dir: str, out_dir: str, *, segmentation_node=None, method: str = "vsv-density",
+    def run_cycle(self, input_dir: str, out_dir: str, *, segmentation_node=None, method: str = DEFAULT_DOSE_METHOD,
                   calibration_cps_per_mbq: Optional[float] = None, reference_timepoint: Optional[int] = None,
                   patient_id: Optional[str] = None, cycle: Optional[int] = None,
                   progress: Optional[Callable[[float, str], None]] = None) -> DosimetryOutputs:
