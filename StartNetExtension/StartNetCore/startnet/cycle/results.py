@@ -1,0 +1,84 @@
+"""The ``results.json`` dictionary of one cycle (keys fixed by the ``startnet run`` contract)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Dict, Optional
+
+from startnet import __version__
+from startnet.about import environment_report
+from startnet.cycle.analyse import StructureAnalysis, kidneys_summary
+from startnet.cycle.register import RegisteredCycle
+from startnet.cycle.structures import Structures
+from startnet.progress import Progress
+
+
+def radiopharmaceutical_name(spect_file: str) -> Optional[str]:
+    """Radiopharmaceutical (0018,0031) of the SPECT's Radiopharmaceutical Information Sequence, if given."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(spect_file, stop_before_pixels=True,
+                             specific_tags=["RadiopharmaceuticalInformationSequence"])
+        name = str(ds.RadiopharmaceuticalInformationSequence[0].get("Radiopharmaceutical", "") or "").strip()
+    except (OSError, AttributeError, IndexError, pydicom.errors.InvalidDicomError):
+        return None
+    return name or None
+
+
+def build_results(options: Any, registered: RegisteredCycle, structures: Structures,
+                  analysis: StructureAnalysis, progress: Progress) -> Dict[str, Any]:
+    """The results.json dictionary (keys fixed by the ``startnet run`` contract).
+
+    ``options`` is the run's :class:`startnet.cycle.run.RunOptions` (method, pvc, patient_id, cycle,
+    segmentation_path, labels_path, calibration_cps_per_mbq, psf_fwhm()).
+    """
+    cycle = registered.cycle
+    timepoints = []
+    for index, tp in enumerate(cycle.timepoints):
+        timepoints.append({
+            "index": index,
+            "hours_post_injection": round(float(tp.hours_post_injection), 4),
+            "acquisition_datetime": tp.acquisition_datetime.isoformat(),
+            "series_instance_uid": tp.spect_series_uid,
+            "ct_series_instance_uid": tp.ct_series_uid,
+            "total_activity_mbq": round(float(tp.total_activity_mbq), 3),
+            "conversion": tp.conversion,
+            "registration": registered.registrations[index],
+        })
+    warnings = list(cycle.warnings) + list(registered.warnings) + list(structures.warnings) + list(analysis.warnings)
+    results: Dict[str, Any] = {
+        "schema_version": 1,
+        "software": {"name": "startnet", "version": __version__},
+        "patient_id": options.patient_id or cycle.patient_id,
+        "cycle": options.cycle,
+        "method": options.method,
+        "nuclide": cycle.nuclide.name,
+        "radiopharmaceutical": radiopharmaceutical_name(cycle.timepoints[registered.reference_index].spect_file),
+        "injected_activity_mbq": round(float(cycle.injected_activity_mbq), 3),
+        "injection_datetime": cycle.injection_datetime.isoformat(),
+        "reference_timepoint": registered.reference_index,
+        "timepoints": timepoints,
+        "structures": analysis.structure_results,
+        "warnings": warnings,
+        "provenance": {
+            "software_version": __version__,
+            "environment": environment_report(),
+            "parameters": {
+                "method": options.method, "reference_timepoint": registered.reference_index,
+                "segmentation": options.segmentation_path or structures.source,
+                "labels": options.labels_path, "partial_volume_correction": options.pvc,
+                "psf_fwhm_mm": options.psf_fwhm(),
+                "calibration_cps_per_mbq_override": options.calibration_cps_per_mbq,
+            },
+            "input": cycle.to_dict(),
+            "structures_source": structures.source,
+            "kinetics": analysis.provenance.get("kinetics"),
+            "dose": analysis.provenance.get("dose"),
+            "bed_parameters": analysis.provenance.get("bed"),
+            "uncertainty": analysis.provenance.get("uncertainty"),
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        },
+    }
+    results.update(kidneys_summary(analysis.structure_results))
+    return results
