@@ -82,7 +82,8 @@ def write_outputs(result, options, staging: Path, progress=None) -> Dict[str, st
             names.append(name)
         _progress(progress, 0.15, "RT Dose and DICOM SEG")
         reference_tp = registered.cycle.timepoints[registered.reference_index]
-        ct_files = series_files(result.discovery, reference_tp.ct_series_uid)
+        ct_files = (list(result.reference_ct_files) if getattr(result, "reference_ct_files", None) is not None
+                    else series_files(result.discovery, reference_tp.ct_series_uid))
         from startnet.dosimetry.methods import DOSE_METHODS
         from startnet.report.rtdose import write_rtdose
 
@@ -95,7 +96,7 @@ def write_outputs(result, options, staging: Path, progress=None) -> Dict[str, st
 
             write_dicom_seg(structures.as_images(registered.reference_grid), ct_files, staging / "seg.dcm",
                             colours=structures.colours or None,
-                            algorithm_type="MANUAL" if structures.source.startswith("file") else "AUTOMATIC")
+                            algorithm_type="AUTOMATIC" if structures.source.startswith("automatic") else "MANUAL")
             names.append("seg.dcm")
         else:
             result.results["warnings"].append("no reference CT: DICOM SEG not written (it references the CT)")

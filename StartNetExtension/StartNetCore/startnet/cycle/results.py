@@ -3,14 +3,52 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
 
 from startnet import __version__
 from startnet.about import environment_report
-from startnet.cycle.analyse import StructureAnalysis, kidneys_summary
+from startnet.cycle.analyse import StructureAnalysis, analyse_structures, kidneys_summary
 from startnet.cycle.register import RegisteredCycle
 from startnet.cycle.structures import Structures
+from startnet.dicomio import Discovery
 from startnet.progress import Progress
+
+
+@dataclass
+class CycleResult:
+    """What a run produced: the results dictionary and the arrays behind it."""
+
+    results: Dict[str, Any]
+    registered: RegisteredCycle
+    structures: Structures
+    analysis: StructureAnalysis
+    files: Dict[str, str] = field(default_factory=dict)
+    trial_status: Optional[Dict[str, Any]] = None
+    discovery: Optional[Discovery] = None  # the input's series and their files, read once
+    # the reference CT's DICOM files (RT Dose and DICOM SEG reference them); else taken from ``discovery``
+    reference_ct_files: Optional[List[str]] = None
+
+
+def analyse_cycle(options: Any, registered: RegisteredCycle, structures: Structures,
+                  progress: Optional[Progress] = None, *, discovery: Optional[Discovery] = None,
+                  reference_ct_files: Optional[List[str]] = None) -> CycleResult:
+    """Analyse step on a registered cycle and its structures (all in memory) and its results.json.
+
+    ``options``: the run's :class:`startnet.cycle.run.RunOptions` (``input_dir`` is not read).
+    Nothing is written: :func:`startnet.cycle.outputs.write_outputs` writes the result.
+    """
+    if progress is not None:
+        progress.stage("quantify", "CT density and partial-volume corrected activities")
+    analysis = analyse_structures(registered, structures, method=options.method,
+                                  pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress)
+    structures = analysis.structures
+
+    if progress is not None:
+        progress.stage("results", "assembling results")
+    results = build_results(options, registered, structures, analysis, progress)
+    return CycleResult(results, registered, structures, analysis, discovery=discovery,
+                       reference_ct_files=reference_ct_files)
 
 
 def radiopharmaceutical_name(spect_file: str) -> Optional[str]:

@@ -1,23 +1,24 @@
-"""One 177Lu cycle from a DICOM folder to absorbed-dose results: the only module chaining the steps.
+"""One 177Lu cycle from DICOM to absorbed-dose results: ``run_cycle`` chains the cycle's steps.
 
-    load (dicomio) -> register (registration) -> structures (segmentation) -> kinetics
-    -> dose (dosimetry) -> structure results (BED, uncertainty) -> outputs (report, exports)
-    -> optional trial record
+    load (cycle.load) -> register (cycle.register) -> structures (cycle.structures, cycle.segments)
+    -> analyse: kinetics, dose, BED, uncertainty (cycle.analyse) and results.json (cycle.results)
+    -> optional trial record (cycle.trial_record) -> outputs (cycle.outputs)
 
-Every step is a plain function of the package; this module decides the order, the reference
-grid (the reference time point's SPECT grid), and records provenance: software version,
-parameters, input Series Instance UIDs, calibration and kernel used, per-step timings.
+Every step is a plain function taking in-memory inputs (the Slicer modules call the same ones on
+the scene's nodes); this module decides the order, the reference grid (the reference time
+point's SPECT grid), and records provenance: software version, parameters, input Series Instance
+UIDs, calibration and kernel used, per-step timings.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Optional
 
-from startnet.cycle.analyse import StructureAnalysis, analyse_structures
+from startnet.cycle.load import load_timepoints
 from startnet.cycle.pvc import DEFAULT_PVC, PVC_METHODS
 from startnet.cycle.register import (  # noqa: F401  (registration_entry: public name of the run step)
     RegisteredCycle,
@@ -25,9 +26,9 @@ from startnet.cycle.register import (  # noqa: F401  (registration_entry: public
     register_cycle_to_reference,
     registration_entry,
 )
-from startnet.cycle.results import build_results, radiopharmaceutical_name  # noqa: F401
-from startnet.cycle.structures import Structures, automatic_structures, structures_from_file
-from startnet.dicomio import Discovery, Overrides, discover, load_cycle
+from startnet.cycle.results import CycleResult, analyse_cycle, build_results, radiopharmaceutical_name  # noqa: F401
+from startnet.cycle.structures import automatic_structures, structures_from_file
+from startnet.dicomio import Overrides
 from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD, DOSE_METHODS
 from startnet.errors import InputError
 from startnet.progress import Progress, ProgressCallback
@@ -79,19 +80,6 @@ class RunOptions:
             raise InputError("--trial-db needs --patient ID and --cycle N")
 
 
-@dataclass
-class CycleResult:
-    """What a run produced: the results dictionary and the arrays behind it."""
-
-    results: Dict[str, Any]
-    registered: RegisteredCycle
-    structures: Structures
-    analysis: StructureAnalysis
-    files: Dict[str, str] = field(default_factory=dict)
-    trial_status: Optional[Dict[str, Any]] = None
-    discovery: Optional[Discovery] = None  # the input's series and their files, read once
-
-
 def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback] = None) -> CycleResult:
     """Run one cycle end to end and write every output into ``options.out_dir``."""
     from startnet.cycle.outputs import prepare_output_dir, write_outputs
@@ -104,8 +92,7 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     overrides = Overrides(injection_datetime=options.injection_datetime,
                           injected_activity_mbq=options.injected_activity_mbq,
                           calibration_cps_per_mbq=options.calibration_cps_per_mbq)
-    discovery = discover(options.input_dir)
-    cycle = load_cycle(options.input_dir, overrides=overrides, discovery=discovery)
+    cycle, discovery = load_timepoints(options.input_dir, overrides)
     reference_index = choose_reference([tp.hours_post_injection for tp in cycle.timepoints],
                                        options.reference_timepoint)
 
@@ -119,13 +106,8 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     else:
         structures = automatic_structures(registered.ct_hu, registered.reference_grid)
 
-    progress.stage("quantify", "CT density and partial-volume corrected activities")
-    analysis = analyse_structures(registered, structures, method=options.method,
-                                  pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress)
-    structures = analysis.structures
-
-    progress.stage("results", "assembling results")
-    results = build_results(options, registered, structures, analysis, progress)
+    result = analyse_cycle(options, registered, structures, progress, discovery=discovery)
+    results = result.results
 
     trial_status = None
     if options.trial_db:
@@ -138,7 +120,7 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
         results["warnings"] += [f"trial record: {w}" for w in trial_warnings]
 
     progress.stage("outputs", "writing results, exports, scene and report")
-    result = CycleResult(results, registered, structures, analysis, trial_status=trial_status, discovery=discovery)
+    result.trial_status = trial_status
     result.files = write_outputs(result, options, staging, progress)
     progress.done()
     results["provenance"]["timings_s"] = {k: round(v, 3) for k, v in progress.timings_s.items()}
