@@ -57,3 +57,16 @@ def test_no_loose_cycle_modules_at_the_package_top():
     moved = {"pipeline", "pipeline_cli", "pipeline_trial", "cycle_analysis", "structures", "quantification",
              "outputs", "report_input", "accumulate", "demo"}
     assert {f"startnet.{name}" for name in moved} & top == set()
+
+
+def test_cycle_package_exports_resolve_lazily():
+    import subprocess
+    import sys
+
+    import startnet.cycle as cycle
+
+    assert all(getattr(cycle, name) is not None for name in cycle.__all__)
+    # importing the package itself loads none of its steps (cheap for the command line and Slicer)
+    code = "import sys, startnet.cycle; print(sorted(m for m in sys.modules if m.startswith('startnet.cycle.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -2,7 +2,7 @@
 
     load       load_timepoints(folder or [DICOM files], overrides) -> (Cycle, Discovery)     (load)
     register   choose_reference(times_h, requested) -> index;
-               register_cycle_to_reference(cycle, reference_index, progress) -> RegisteredCycle;
+               register_cycle_to_reference(cycle, reference_index, progress) -> RegisteredCycle  (run)
                registered_from_transforms(cycle, reference_index, transforms) -> RegisteredCycle
                                                       (given transforms, no registration)  (register)
     structures structures_from_file(path, reference, labels_path, ct_hu);
@@ -11,7 +11,7 @@
                structures_from_labelmap(labelmap, names, reference, ct_hu=...)             (segments)
     analyse    analyse_structures(registered, structures, method=..., pvc=...)             (analyse)
                analyse_cycle(options, registered, structures, progress) -> CycleResult;
-               build_results(...) -> results.json dict                                     (results)
+               build_results(...) -> results.json dict                                     (run)
     outputs    prepare_output_dir(out_dir) -> staging; write_outputs(result, options, staging)  (outputs)
     run        RunOptions, run_cycle(options, progress_callback) -> CycleResult           (run)
     also       record_cycle_results (trial_record), summary_text (summary),
@@ -26,13 +26,13 @@ import importlib
 
 _EXPORTS = {
     "load_timepoints": "load",
-    "RegisteredCycle": "register", "choose_reference": "register", "registration_entry": "register",
-    "register_cycle_to_reference": "register", "registered_from_transforms": "register",
+    "RegisteredCycle": "run", "choose_reference": "run", "registration_entry": "run",
+    "register_cycle_to_reference": "run", "registered_from_transforms": "register",
     "Structures": "structures", "structures_from_file": "structures", "automatic_structures": "structures",
     "structures_from_segments": "structures",
     "structures_from_masks": "segments", "structures_from_labelmap": "segments",
     "StructureAnalysis": "analyse", "analyse_structures": "analyse", "kidneys_summary": "analyse",
-    "CycleResult": "results", "analyse_cycle": "results", "build_results": "results",
+    "CycleResult": "run", "analyse_cycle": "run", "build_results": "run",
     "prepare_output_dir": "outputs", "write_outputs": "outputs",
     "RunOptions": "run", "run_cycle": "run",
     "record_cycle_results": "trial_record", "summary_text": "summary", "accumulate_runs": "accumulate",
