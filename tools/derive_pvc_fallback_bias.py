@@ -18,7 +18,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from startnet.quantification import gtm_activities
+from startnet.cycle.quantify import gtm_activities
 from startnet.segmentation.recovery import recovery_coefficient
 
 ASSUMED_PSF_MM = 11.0

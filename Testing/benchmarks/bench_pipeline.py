@@ -12,8 +12,8 @@ from pathlib import Path
 
 
 def run(table) -> None:
+    from startnet.cycle.run import RunOptions, run_cycle
     from startnet.phantom import PhantomConfig, build_phantom, write_phantom_dicom
-    from startnet.pipeline import RunOptions, run_cycle
 
     with tempfile.TemporaryDirectory(prefix="startnet-bench-pipeline-") as folder:
         start = time.perf_counter()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from startnet.accumulate import accumulate_runs
+from startnet.cycle.accumulate import accumulate_runs
 from startnet.errors import InputError
 from startnet.phantom import PhantomConfig, build_phantom, write_phantom_dicom
 

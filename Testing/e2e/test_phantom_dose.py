@@ -78,7 +78,7 @@ def setup(tmp_path_factory):
 def _engines(setup, tia):
     k, rho, v = setup["kernel"], setup["rho"], setup["voxel_ml"]
     return {"led": dose_led(tia, v, rho, photons="kernel", kernel=k), "vsv": dose_vsv(tia, k, setup["spacing"]),
-            "vsv_density": dose_vsv_density(tia, k, rho, voxel_size_mm=setup["spacing"])}
+            "vsv-density": dose_vsv_density(tia, k, rho, voxel_size_mm=setup["spacing"])}
 
 
 def _structure_mean_gy(setup, maps, s):

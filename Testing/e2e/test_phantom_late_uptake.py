@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from startnet.cycle_analysis import analyse_structures
+from startnet.cycle.analyse import analyse_structures
+from startnet.cycle.run import RegisteredCycle
+from startnet.cycle.structures import structures_from_file
 from startnet.phantom import PhantomConfig, build_phantom
-from startnet.pipeline import RegisteredCycle
-from startnet.structures import structures_from_file
 
 KIDNEYS = ("kidney_left", "kidney_right")
 

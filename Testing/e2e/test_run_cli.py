@@ -100,9 +100,9 @@ def test_exported_maps_agree_with_the_reported_means(run_output, phantom_cycle):
     the provenance). Before the fix the voxel TIA was scaled over binary masks: kidneys -6 %, tumour_4
     -22 %.
     """
+    from startnet.cycle.structure_maps import share_weighted_mean
     from startnet.dosimetry.density import hu_to_density_g_per_ml
     from startnet.segmentation import load_segmentation
-    from startnet.structure_maps import share_weighted_mean
 
     out, _, _ = run_output
     _, files = phantom_cycle

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from startnet.cycle_analysis import bed_parameters_for, kidneys_summary, surface_area_mm2
-from startnet.quantification import BACKGROUND, gtm_activities, overlapping
+from startnet.cycle.analyse import bed_parameters_for, kidneys_summary, surface_area_mm2
+from startnet.cycle.quantify import BACKGROUND, gtm_activities, overlapping
 
 
 def _ball(shape, centre, radius):
@@ -104,7 +104,7 @@ def test_kidney_summary_is_mass_weighted():
 def test_voxels_claimed_twice_go_to_one_structure():
     from collections import OrderedDict
 
-    from startnet.structures import resolve_contested_voxels
+    from startnet.cycle.structures import resolve_contested_voxels
 
     body = np.ones((4, 4, 4), bool)
     kidney = np.zeros_like(body)
@@ -124,7 +124,7 @@ def test_voxels_claimed_twice_go_to_one_structure():
 
 def test_single_time_point_voxel_rates_use_the_population_t_eff():
     # issue 10 finding 12: the voxel BED rate of a Haenscheid structure was ln2 / t
-    from startnet.cycle_analysis import _single_timepoint_voxel_tia
+    from startnet.cycle.analyse import _single_timepoint_voxel_tia
     from startnet.kinetics import fit_tac
 
     activity = np.ones((2, 2, 2), np.float32)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from startnet import quantification
-from startnet.quantification import gtm_activities
+from startnet.cycle import quantify
+from startnet.cycle.quantify import gtm_activities
 
 SPACING_MM = 7.0
 FWHM_MM = 11.0
@@ -63,7 +63,7 @@ def test_small_tumour_touching_a_kidney_uses_plain_gtm(tumour_ml, ratio, enlarge
                                                        monkeypatch):
     blurred, fractions, body, truth = _case(tumour_ml, ratio)
     with monkeypatch.context() as patch:  # the former rule: every structure in its enlarged VOI
-        patch.setattr(quantification, "MAX_NONUNIFORM_SPILL_IN", float("inf"))
+        patch.setattr(quantify, "MAX_NONUNIFORM_SPILL_IN", float("inf"))
         before = gtm_activities([blurred], fractions, (SPACING_MM,) * 3, FWHM_MM, body)
     assert before.activity_mbq["tumour_1"][0] / truth["tumour_1"] - 1.0 == pytest.approx(enlarged_error_before,
                                                                                            abs=0.02)

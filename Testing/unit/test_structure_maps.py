@@ -18,11 +18,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from startnet.cycle_analysis import analyse_structures, bed_parameters_for
+from startnet.cycle.analyse import analyse_structures, bed_parameters_for
+from startnet.cycle.structure_maps import (
+    bed_map_by_structure,
+    kernel_electron_spill,
+    scale_voxel_tia,
+    share_weighted_mean,
+)
+from startnet.cycle.structures import Structures
 from startnet.dosimetry import get_kernel
 from startnet.physics.lu177 import LU177
-from startnet.structure_maps import bed_map_by_structure, kernel_electron_spill, scale_voxel_tia, share_weighted_mean
-from startnet.structures import Structures
 
 SPACING_MM = 4.8
 SHAPE = (26, 26, 26)

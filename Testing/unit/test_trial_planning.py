@@ -253,7 +253,7 @@ def test_texts_show_both_numbers_rounded_down():
 
 
 def test_report_and_run_summary_show_both_numbers():
-    from startnet.pipeline_cli import summary_text
+    from startnet.cycle.summary import summary_text
     from startnet.report.tables import budget_sentences, kidney_budget
 
     nxt = {"allowed": True, "max_activity_gbq": 5.3571, "earliest_date": "2026-01-05", "latest_date": "2026-02-02",

@@ -1,8 +1,9 @@
 """The ``startnet`` command line.
 
-Each command lives beside the code it drives and exposes ``register(subparsers)``, which adds
-its sub-parser and sets ``handler`` (a function taking the parsed namespace and returning an
-exit code). This module only assembles them and turns user-caused errors into one-line
+Each command is one module (``startnet.commands.*`` for the cycle's commands, ``<package>.cli``
+beside the code it drives otherwise) that never imports another command's module. It exposes
+``register(subparsers)``, which adds its sub-parser and sets ``handler`` (a function taking the
+parsed namespace and returning an exit code). This module only assembles them and turns user-caused errors into one-line
 messages with a non-zero exit code: a user never sees a traceback unless ``--debug`` is given.
 """
 
@@ -19,8 +20,9 @@ from startnet.errors import StartNetError
 
 # Modules providing ``register(subparsers)``; order is the order shown in ``--help``.
 COMMAND_MODULES = [
-    "startnet.pipeline_cli",
-    "startnet.accumulate",
+    "startnet.commands.run",
+    "startnet.commands.demo",
+    "startnet.commands.accumulate",
     "startnet.phantom.cli",
     "startnet.dicomio.cli",
     "startnet.segmentation.cli",

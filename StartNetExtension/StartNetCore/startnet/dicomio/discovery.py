@@ -138,15 +138,40 @@ def _walk(input_dir: str) -> List[str]:
     return paths
 
 
-def discover(input_dir: str) -> Discovery:
-    """Find and classify every DICOM series under ``input_dir`` (any nesting and file naming)."""
-    input_dir = os.fspath(input_dir)
-    if not os.path.isdir(input_dir):
-        raise DicomInputError(f"{input_dir}: input folder does not exist or is not a folder")
+def _listed(files) -> Tuple[str, List[str]]:
+    """A list of DICOM file paths (e.g. Slicer's ``dicomDatabase.filesForSeries``): (their common folder, paths)."""
+    paths = [os.fspath(f) for f in files]
+    if not paths:
+        raise DicomInputError("the list of DICOM files is empty; expected the files of a cycle's SPECT/CT series")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise DicomInputError(f"{missing[0]}: listed DICOM file does not exist"
+                              + (f" ({len(missing) - 1} more missing)" if len(missing) > 1 else ""))
+    folder = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+
+    def walk_order(path: str):  # the order _walk visits them: a folder's files, then its sub-folders
+        parts = os.path.relpath(os.path.abspath(path), folder).split(os.sep)
+        return [(1, part) for part in parts[:-1]] + [(0, parts[-1])]
+
+    return folder, sorted(dict.fromkeys(paths), key=walk_order)
+
+
+def discover(input_dir) -> Discovery:
+    """Find and classify every DICOM series under ``input_dir`` (any nesting and file naming).
+
+    ``input_dir`` may also be a list of DICOM file paths (a DICOM database's files of a patient):
+    the same rules apply to exactly those files, and ``Discovery.input_dir`` is their common folder.
+    """
+    if isinstance(input_dir, (list, tuple)):
+        input_dir, paths = _listed(input_dir)
+    else:
+        input_dir = os.fspath(input_dir)
+        if not os.path.isdir(input_dir):
+            raise DicomInputError(f"{input_dir}: input folder does not exist or is not a folder")
+        paths = _walk(input_dir)
     log: List[str] = []
     skipped: List[str] = []
     groups: OrderedDict[Tuple[str, str, str], SeriesInfo] = OrderedDict()
-    paths = _walk(input_dir)
     for path in paths:
         name = os.path.basename(path)
         if name.startswith("."):

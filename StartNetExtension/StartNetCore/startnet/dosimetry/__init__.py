@@ -7,6 +7,7 @@ works without numba):
                                                                                       (density)
     dose_led, dose_vsv, dose_vsv_density -> DoseMaps; organ_led_gy, structure_mass_g  (engines)
     structure_dose_stats -> DoseStats; accumulate_cycles; accumulate_structure_values (dvh)
+    DOSE_METHODS, DEFAULT_DOSE_METHOD (methods: the engine names); dose_maps(method, ...) (engines)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _EXPORTS = {
     "organ_led_gy": "engines", "structure_mass_g": "engines",
     "DoseStats": "dvh", "structure_dose_stats": "dvh", "accumulate_cycles": "dvh",
     "accumulate_structure_values": "dvh",
+    "DOSE_METHODS": "methods", "DEFAULT_DOSE_METHOD": "methods", "dose_maps": "engines",
 }
 
 __all__ = sorted(_EXPORTS)

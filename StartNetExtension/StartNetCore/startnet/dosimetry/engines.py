@@ -36,6 +36,7 @@ import numpy as np
 
 from startnet.dosimetry.convolution import convolve_same, convolve_small
 from startnet.dosimetry.kernels import VoxelKernel
+from startnet.dosimetry.methods import LED, VSV, VSV_DENSITY, dose_method
 from startnet.errors import GeometryError, InputError
 from startnet.physics.lu177 import LU177, Nuclide
 
@@ -49,7 +50,7 @@ class DoseMaps:
     total_gy: np.ndarray  # float32 (z, y, x)
     electron_gy: np.ndarray
     photon_gy: np.ndarray
-    method: str  # "led", "vsv", "vsv_density"
+    method: str  # a name of startnet.dosimetry.methods.DOSE_METHODS
     kernel_provenance: Dict[str, str] = field(default_factory=dict)
     notes: Dict[str, str] = field(default_factory=dict)
 
@@ -129,7 +130,7 @@ def dose_led(tia_mbq_h, voxel_volume_ml: float, density_g_per_ml: Union[float, n
         raise InputError(f"dose_led: photons={photons!r}: expected 'none', 'local' or 'kernel'")
     notes = {"photons": photons, "low_density_voxels_not_upscaled": str(n_low),
              "low_density_threshold_g_per_ml": f"{low_density_threshold_g_per_ml:g}"}
-    return DoseMaps(electron + photon, electron, photon, "led", provenance, notes)
+    return DoseMaps(electron + photon, electron, photon, LED, provenance, notes)
 
 
 def dose_vsv(tia_mbq_h, kernel: VoxelKernel, voxel_size_mm: Optional[Sequence[float]] = None) -> DoseMaps:
@@ -137,7 +138,7 @@ def dose_vsv(tia_mbq_h, kernel: VoxelKernel, voxel_size_mm: Optional[Sequence[fl
     tia = _check_tia(tia_mbq_h)
     _check_kernel_size(kernel, voxel_size_mm)
     electron, photon = _convolve_parts(tia, kernel)
-    return DoseMaps(electron + photon, electron, photon, "vsv", dict(kernel.provenance), {})
+    return DoseMaps(electron + photon, electron, photon, VSV, dict(kernel.provenance), {})
 
 
 def dose_vsv_density(tia_mbq_h, kernel: VoxelKernel, density_g_per_ml,
@@ -155,7 +156,7 @@ def dose_vsv_density(tia_mbq_h, kernel: VoxelKernel, density_g_per_ml,
     notes = {"low_density_voxels_not_upscaled": str(n_low), "photons_density_scaled": str(bool(scale_photons)),
              "low_density_threshold_g_per_ml": f"{low_density_threshold_g_per_ml:g}"}
     total = electron + photon
-    return DoseMaps(total, electron, photon, "vsv_density", dict(kernel.provenance), notes)
+    return DoseMaps(total, electron, photon, VSV_DENSITY, dict(kernel.provenance), notes)
 
 
 def organ_led_gy(tia_mbq_h: float, mass_g: float, nuclide: Nuclide = LU177,
@@ -182,3 +183,18 @@ def structure_mass_g(mask, density_g_per_ml, voxel_volume_ml: float) -> float:
     m = np.asarray(mask, dtype=bool)
     rho = _check_density(density_g_per_ml, m.shape)
     return float(np.sum(rho[m], dtype=np.float64) * voxel_volume_ml)
+
+
+# The engines by their names (startnet.dosimetry.methods), with one call signature:
+# (tia_mbq_h, voxel_volume_ml, density_g_per_ml, kernel) -> DoseMaps; photons always by kernel
+# convolution (dose to water).
+DOSE_ENGINES = {
+    LED: lambda tia, voxel_ml, density, kernel: dose_led(tia, voxel_ml, density, photons="kernel", kernel=kernel),
+    VSV: lambda tia, voxel_ml, density, kernel: dose_vsv(tia, kernel),
+    VSV_DENSITY: lambda tia, voxel_ml, density, kernel: dose_vsv_density(tia, kernel, density),
+}
+
+
+def dose_maps(method: str, tia_mbq_h, voxel_volume_ml: float, density_g_per_ml, kernel) -> DoseMaps:
+    """Dose maps with the engine called ``method`` (a name of ``DOSE_METHODS``)."""
+    return DOSE_ENGINES[dose_method(method).name](tia_mbq_h, voxel_volume_ml, density_g_per_ml, kernel)

@@ -1,6 +1,6 @@
 """Uncertainty terms of the partial-volume correction (PVC) method each structure actually used.
 
-Methods (``startnet.quantification`` / ``startnet.cycle_analysis``) and what they imply:
+Methods (``startnet.cycle.quantify`` / ``startnet.cycle.analyse``) and what they imply:
 
 * ``enlarged VOI minus spill-in``: counts the structure's total activity whatever its inner
   distribution; used only where the regional model explains the counts around it. No

@@ -30,7 +30,7 @@ activity grows with the VOI and partially cancels the mass). Per-time-point acti
 per-time-point activities"), the calibration factor's correlated part only as its own term, and
 the choice of model as "model selection (Akaike weights)". The volume term keeps the documented
 assumption of a systematic boundary shift of ``BOUNDARY_SD_MM`` over the whole surface
-(``startnet.cycle_analysis``): a contouring bias moves the whole outline the same way; local
+(``startnet.cycle.analyse``): a contouring bias moves the whole outline the same way; local
 random contour errors average out over a surface and are neglected.
 
 Degrees of freedom: every component is type B (infinite) except the fit when its residuals set

@@ -61,7 +61,7 @@ class CycleSceneLogic:
                 + warnings)
 
     def _reference(self, reference_index: Optional[int]) -> int:
-        from startnet.pipeline import choose_reference
+        from startnet.cycle.run import choose_reference
 
         if not self.timepoints:
             raise InputError("load a cycle first")
@@ -73,7 +73,7 @@ class CycleSceneLogic:
     def register(self, reference_index: Optional[int] = None, *, deformable: bool = False,
                  progress: Optional[Callable[[float, str], None]] = None):
         """Register all time points onto the reference; returns the quality table node."""
-        from startnet.pipeline import registration_entry
+        from startnet.cycle.run import registration_entry
         from startnet.registration import register_cycle
 
         reference = self._reference(reference_index)

@@ -1,6 +1,6 @@
 """Dosimetry module logic on MRML: run one cycle's pipeline and show it in the scene.
 
-The same :func:`startnet.pipeline.run_cycle` as ``startnet run``; a segmentation node, when
+The same :func:`startnet.cycle.run.run_cycle` as ``startnet run``; a segmentation node, when
 given, is written to a temporary .seg.nrrd in the reference time point's coordinates and used as
 ``--segmentation``. The result's volumes, structures, tables and TAC/DVH plots are added to the
 scene. Tested headless with slicer-core.
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
+from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD
 from startnet.errors import InputError, OutputError
 from startnet.mrml.cycle_scene import add_cycle_nodes
 from startnet.mrml.plots import add_chart, add_series
@@ -56,12 +57,12 @@ class DosimetrySceneLogic:
         self.last_results: Optional[Dict[str, Any]] = None
         self.last_result = None
 
-    def run_cycle(self, input_dir: str, out_dir: str, *, segmentation_node=None, method: str = "vsv-density",
+    def run_cycle(self, input_dir: str, out_dir: str, *, segmentation_node=None, method: str = DEFAULT_DOSE_METHOD,
                   calibration_cps_per_mbq: Optional[float] = None, reference_timepoint: Optional[int] = None,
                   patient_id: Optional[str] = None, cycle: Optional[int] = None,
                   progress: Optional[Callable[[float, str], None]] = None) -> DosimetryOutputs:
-        from startnet.pipeline import RunOptions, run_cycle
-        from startnet.pipeline_cli import summary_text
+        from startnet.cycle.run import RunOptions, run_cycle
+        from startnet.cycle.summary import summary_text
 
         if not input_dir or not Path(input_dir).is_dir():
             raise InputError(f"DICOM folder {input_dir!r} does not exist")
@@ -109,8 +110,8 @@ class DosimetrySceneLogic:
 
     def record_in_trial(self, db_url: str, patient_id: str, cycle: int) -> str:
         """Record the last run's kidney dose as this cycle; returns the next-cycle advice."""
+        from startnet.cycle.trial_record import record_cycle_results
         from startnet.mrml.trial_logic import recommendation_text
-        from startnet.pipeline_trial import record_cycle_results
 
         if self.last_result is None:
             raise InputError("run the dosimetry of this cycle first")

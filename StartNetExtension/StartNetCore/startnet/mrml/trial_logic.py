@@ -129,7 +129,7 @@ class TrialSceneLogic:
                                   results: Dict[str, Any], *, deviation_reason: Optional[str] = None,
                                   user: Optional[str] = None) -> str:
         """Record a cycle with everything a Dosimetry result holds; returns warnings and the advice."""
-        from startnet.pipeline_trial import record_cycle_results
+        from startnet.cycle.trial_record import record_cycle_results
 
         status, warnings = record_cycle_results(db_url, patient_id, int(cycle), _parse_date(date),
                                                 float(activity_gbq), results, "Dosimetry module (Slicer)",

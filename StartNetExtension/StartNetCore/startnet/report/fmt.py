@@ -11,13 +11,10 @@ import datetime as _dt
 import math
 from typing import Any, Iterable, List, Mapping, Optional
 
+from startnet.dosimetry.methods import DOSE_METHODS
+
 MISSING = "\u2013"
-METHOD_NAMES = {
-    "led": "Local energy deposition",
-    "vsv": "Voxel S-value convolution",
-    "vsv-density": "Voxel S-value convolution, density-corrected",
-    "stp": "Single time point",
-}
+METHOD_NAMES = {**{name: method.title for name, method in DOSE_METHODS.items()}, "stp": "Single time point"}
 
 
 def number(value: Any) -> Optional[float]:

@@ -40,7 +40,7 @@ class TacPlotData:
 class ReportInput:
     """Everything the report shows.
 
-    results:    the ``results.json`` dictionary of the run (see ``startnet.pipeline``).
+    results:    the ``results.json`` dictionary of the run (see ``startnet.cycle.run``).
     dose_gy:    absorbed-dose map, float array (z, y, x) in Gy.
     spacing_mm: voxel spacing of the dose grid in SimpleITK order (x, y, z), mm.
     ct_hu:      CT resampled onto the dose grid (z, y, x) in HU, or None (dose shown alone).

@@ -82,7 +82,7 @@ def resolve_contested_voxels(masks: OrderedDict[str, np.ndarray], fractions: Dic
     structure with the larger share, on a tie to the smaller structure (a kidney before the body
     remainder). Structures that genuinely overlap (a kidney and its cortex) are left as they are.
     """
-    from startnet.quantification import overlapping
+    from startnet.cycle.quantify import overlapping
 
     shares = OrderedDict((n, fractions.get(n, m.astype(np.float32))) for n, m in masks.items())
     if len(masks) < 2 or overlapping(shares):
@@ -124,21 +124,35 @@ def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional
     With the reference CT, structure masses are taken from the CT at its own resolution, which
     avoids mixing tissues of different density in border voxels of the coarse SPECT grid.
     """
-    from startnet.segmentation import load_segmentation
-
     if not Path(path).exists():
         raise InputError(f"--segmentation {path}: file not found")
     from startnet.segmentation.io import read_segments
 
     labels = _read_labels(labels_path)
     segments = read_segments(path, labels)
-    segmentation = load_segmentation(path, reference, labels=labels, fractional=True, segments=segments)
+    return structures_from_segments(segments, reference, ct_hu=ct_hu, where=str(path),
+                                    source=f"file: {Path(path).name}", option="--segmentation ")
+
+
+def structures_from_segments(segments, reference: sitk.Image, *, ct_hu: Optional[sitk.Image] = None,
+                             where: str = "segmentation", source: str = "segmentation",
+                             option: str = "") -> Structures:
+    """Structures on the reference grid from segments in memory: (name, mask image, colour or None).
+
+    Each mask image is on its own grid (e.g. the reference CT's, as a Slicer segmentation holds
+    it); it is resampled onto ``reference`` with each voxel's share (fractions), contested voxels
+    go to one structure, and with ``ct_hu`` the masses come from the CT at its own resolution.
+    ``where`` names the segmentation in messages, ``source`` is recorded in the results.
+    """
+    from startnet.segmentation import load_segmentation
+
+    segmentation = load_segmentation(where, reference, fractional=True, segments=segments)
     masks = OrderedDict((name, np.asarray(mask, dtype=bool)) for name, mask in segmentation.masks.items())
     empty = [name for name, mask in masks.items() if not mask.any()]
     if len(empty) == len(masks):
-        raise GeometryError(f"--segmentation {path}: no structure overlaps the reference SPECT field of view; "
+        raise GeometryError(f"{option}{where}: no structure overlaps the reference SPECT field of view; "
                             "is it in the patient coordinates of the reference time point?")
-    warnings = [f"structure '{name}' from {Path(path).name} is empty on the reference grid and is skipped"
+    warnings = [f"structure '{name}' from {Path(where).name} is empty on the reference grid and is skipped"
                 for name in empty]
     for name in empty:
         del masks[name]
@@ -148,9 +162,9 @@ def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional
     masks = resolve_contested_voxels(masks, fractions)
     masses = {}
     if ct_hu is not None:
-        masses = {name: mass for name, mass in ct_masses_g(path, ct_hu, labels, segments).items()
+        masses = {name: mass for name, mass in ct_masses_g(where, ct_hu, None, segments).items()
                   if name in masks and mass > 0}
-    return Structures(masks, f"file: {Path(path).name}", colours, warnings, fractions=fractions, ct_masses_g=masses)
+    return Structures(masks, source, colours, warnings, fractions=fractions, ct_masses_g=masses)
 
 
 def automatic_structures(ct_hu: Optional[sitk.Image], reference: sitk.Image) -> Structures:

@@ -82,19 +82,21 @@ def write_outputs(result, options, staging: Path, progress=None) -> Dict[str, st
             names.append(name)
         _progress(progress, 0.15, "RT Dose and DICOM SEG")
         reference_tp = registered.cycle.timepoints[registered.reference_index]
-        ct_files = series_files(result.discovery, reference_tp.ct_series_uid)
+        ct_files = (list(result.reference_ct_files) if getattr(result, "reference_ct_files", None) is not None
+                    else series_files(result.discovery, reference_tp.ct_series_uid))
+        from startnet.dosimetry.methods import DOSE_METHODS
         from startnet.report.rtdose import write_rtdose
 
         write_rtdose(analysis.dose_gy, staging / "rtdose.dcm",
                      reference=_reference_dataset(ct_files, registered.cycle, reference_tp),
-                     tissue_heterogeneity_correction="IMAGE" if options.method == "vsv-density" else "WATER")
+                     tissue_heterogeneity_correction=DOSE_METHODS[options.method].tissue_heterogeneity_correction)
         names.append("rtdose.dcm")
         if ct_files:
             from startnet.report.dicom_seg import write_dicom_seg
 
             write_dicom_seg(structures.as_images(registered.reference_grid), ct_files, staging / "seg.dcm",
                             colours=structures.colours or None,
-                            algorithm_type="MANUAL" if structures.source.startswith("file") else "AUTOMATIC")
+                            algorithm_type="AUTOMATIC" if structures.source.startswith("automatic") else "MANUAL")
             names.append("seg.dcm")
         else:
             result.results["warnings"].append("no reference CT: DICOM SEG not written (it references the CT)")
@@ -145,8 +147,8 @@ def _write_scene(result, path: Path) -> bool:
 
 
 def _write_report(result, staging: Path) -> List[str]:
+    from startnet.cycle.report_input import report_input_from_result
     from startnet.report import write_report
-    from startnet.report_input import report_input_from_result
 
     files = write_report(report_input_from_result(result), staging)
     names = [Path(files.html).name, Path(files.pdf).name]

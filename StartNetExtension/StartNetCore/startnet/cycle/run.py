@@ -1,11 +1,13 @@
-"""One 177Lu cycle from a DICOM folder to absorbed-dose results: the only module chaining the steps.
+"""One 177Lu cycle from DICOM to absorbed-dose results: ``run_cycle`` chains the cycle's steps.
 
-    load (dicomio) -> register (registration) -> structures (segmentation) -> kinetics
-    -> dose (dosimetry) -> structure results (BED, uncertainty) -> outputs (report, exports)
-    -> optional trial record
+    load (cycle.load) -> register (register_cycle_to_reference here; cycle.register for given
+    transforms) -> structures (cycle.structures, cycle.segments) -> analyse: kinetics, dose, BED,
+    uncertainty (cycle.analyse) and results.json (analyse_cycle, build_results here)
+    -> optional trial record (cycle.trial_record) -> outputs (cycle.outputs)
 
-Every step is a plain function of the package; this module decides the order, the reference
-grid (the reference time point's SPECT grid), and records provenance: software version,
+Every step is a plain function taking in-memory inputs (the Slicer modules call the same ones on
+the scene's nodes); this module decides the order, the reference grid (the reference time
+point's SPECT grid), and records provenance: software version,
 parameters, input Series Instance UIDs, calibration and kernel used, per-step timings.
 """
 
@@ -22,14 +24,17 @@ import SimpleITK as sitk
 
 from startnet import __version__
 from startnet.about import environment_report
-from startnet.cycle_analysis import StructureAnalysis, analyse_structures, kidneys_summary
-from startnet.dicomio import Cycle, Discovery, Overrides, discover, load_cycle
+from startnet.cycle.analyse import StructureAnalysis, analyse_structures, kidneys_summary
+from startnet.cycle.load import load_timepoints
+from startnet.cycle.pvc import DEFAULT_PVC, PVC_METHODS
+from startnet.cycle.structures import Structures, automatic_structures, structures_from_file
+from startnet.dicomio import Cycle, Discovery, Overrides
+from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD, DOSE_METHODS
 from startnet.errors import InputError
 from startnet.progress import Progress, ProgressCallback
-from startnet.structures import Structures, automatic_structures, structures_from_file
 
 LOG = logging.getLogger(__name__)
-METHODS = ("led", "vsv", "vsv-density")
+METHODS = tuple(DOSE_METHODS)
 STAGES = (("load", 30.0), ("register", 15.0), ("segment", 8.0), ("quantify", 8.0), ("kinetics", 10.0),
           ("dose", 6.0), ("results", 3.0), ("outputs", 20.0))
 
@@ -44,13 +49,13 @@ class RunOptions:
     labels_path: Optional[str] = None
     reference_timepoint: Optional[int] = None
     calibration_cps_per_mbq: Optional[float] = None
-    method: str = "vsv-density"
+    method: str = DEFAULT_DOSE_METHOD
     injection_datetime: Optional[_dt.datetime] = None
     injected_activity_mbq: Optional[float] = None
     patient_id: Optional[str] = None
     cycle: Optional[int] = None
     trial_db: Optional[str] = None
-    pvc: str = "gtm"
+    pvc: str = DEFAULT_PVC
     psf_fwhm_mm: Optional[float] = None
     dead_time_s: Optional[float] = None
     count_rate_kcps: Optional[Tuple[float, ...]] = None
@@ -63,8 +68,8 @@ class RunOptions:
         return float(self.psf_fwhm_mm or DEFAULT_PSF_FWHM_MM)
 
     def validate(self) -> None:
-        if self.pvc not in ("gtm", "rc", "none"):
-            raise InputError(f"--pvc {self.pvc!r}: expected gtm, rc or none")
+        if self.pvc not in PVC_METHODS:
+            raise InputError(f"--pvc {self.pvc!r}: expected one of {', '.join(PVC_METHODS)}")
         if self.psf_fwhm_mm is not None and not self.psf_fwhm_mm > 0:
             raise InputError(f"--psf-fwhm-mm must be > 0 mm, got {self.psf_fwhm_mm}")
         if self.method not in METHODS:
@@ -109,6 +114,8 @@ class CycleResult:
     files: Dict[str, str] = field(default_factory=dict)
     trial_status: Optional[Dict[str, Any]] = None
     discovery: Optional[Discovery] = None  # the input's series and their files, read once
+    # the reference CT's DICOM files (RT Dose and DICOM SEG reference them); else taken from ``discovery``
+    reference_ct_files: Optional[List[str]] = None
 
 
 def choose_reference(times_h, requested: Optional[int]) -> int:
@@ -177,7 +184,7 @@ def register_cycle_to_reference(cycle: Cycle, reference_index: int, progress: Pr
 
 def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback] = None) -> CycleResult:
     """Run one cycle end to end and write every output into ``options.out_dir``."""
-    from startnet.outputs import prepare_output_dir, write_outputs
+    from startnet.cycle.outputs import prepare_output_dir, write_outputs
 
     options.validate()
     staging = prepare_output_dir(options.out_dir)  # fails early on an unwritable folder
@@ -188,8 +195,7 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
                           injected_activity_mbq=options.injected_activity_mbq,
                           calibration_cps_per_mbq=options.calibration_cps_per_mbq,
                           dead_time_s=options.dead_time_s, count_rate_kcps=options.count_rate_kcps)
-    discovery = discover(options.input_dir)
-    cycle = load_cycle(options.input_dir, overrides=overrides, discovery=discovery)
+    cycle, discovery = load_timepoints(options.input_dir, overrides)
     reference_index = choose_reference([tp.hours_post_injection for tp in cycle.timepoints],
                                        options.reference_timepoint)
 
@@ -203,17 +209,12 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
     else:
         structures = automatic_structures(registered.ct_hu, registered.reference_grid)
 
-    progress.stage("quantify", "CT density and partial-volume corrected activities")
-    analysis = analyse_structures(registered, structures, method=options.method,
-                                  pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress)
-    structures = analysis.structures
-
-    progress.stage("results", "assembling results")
-    results = build_results(options, registered, structures, analysis, progress)
+    result = analyse_cycle(options, registered, structures, progress, discovery=discovery)
+    results = result.results
 
     trial_status = None
     if options.trial_db:
-        from startnet.pipeline_trial import record_cycle_results
+        from startnet.cycle.trial_record import record_cycle_results
 
         trial_status, trial_warnings = record_cycle_results(
             options.trial_db, options.patient_id, options.cycle, cycle.injection_datetime.date(),
@@ -222,11 +223,32 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
         results["warnings"] += [f"trial record: {w}" for w in trial_warnings]
 
     progress.stage("outputs", "writing results, exports, scene and report")
-    result = CycleResult(results, registered, structures, analysis, trial_status=trial_status, discovery=discovery)
+    result.trial_status = trial_status
     result.files = write_outputs(result, options, staging, progress)
     progress.done()
     results["provenance"]["timings_s"] = {k: round(v, 3) for k, v in progress.timings_s.items()}
     return result
+
+
+def analyse_cycle(options: RunOptions, registered: RegisteredCycle, structures: Structures,
+                  progress: Optional[Progress] = None, *, discovery: Optional[Discovery] = None,
+                  reference_ct_files: Optional[List[str]] = None) -> CycleResult:
+    """Analyse step on a registered cycle and its structures (all in memory) and its results.json.
+
+    ``options.input_dir`` is not read. Nothing is written: :func:`startnet.cycle.outputs.write_outputs`
+    writes the result (RT Dose and DICOM SEG reference ``reference_ct_files``, else the discovery's).
+    """
+    if progress is not None:
+        progress.stage("quantify", "CT density and partial-volume corrected activities")
+    analysis = analyse_structures(registered, structures, method=options.method,
+                                  pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress)
+    structures = analysis.structures
+
+    if progress is not None:
+        progress.stage("results", "assembling results")
+    results = build_results(options, registered, structures, analysis, progress)
+    return CycleResult(results, registered, structures, analysis, discovery=discovery,
+                       reference_ct_files=reference_ct_files)
 
 
 def radiopharmaceutical_name(spect_file: str) -> Optional[str]:

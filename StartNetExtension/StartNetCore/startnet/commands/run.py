@@ -1,12 +1,13 @@
-"""``startnet run`` (one cycle from DICOM) and ``startnet demo`` (the phantom patient end to end)."""
+"""``startnet run``: one cycle from a folder of DICOM files (the steps are chained by ``startnet.cycle.run``)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import sys
 
-from startnet.dicomio.cli import COUNT_RATE_HELP, kcps_list
+from startnet.commands.arguments import COUNT_RATE_HELP, kcps_list
+from startnet.cycle.pvc import DEFAULT_PVC, PVC_METHODS
+from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD, DOSE_METHODS
 from startnet.errors import InputError
 
 
@@ -35,32 +36,26 @@ def register(subparsers) -> None:
     run.add_argument("--dead-time-s", type=float, metavar="S",
                      help="paralysable dead time of the camera (s) for count images (default: no dead-time correction)")
     run.add_argument("--count-rate-kcps", type=kcps_list, metavar="KCPS[,KCPS...]", help=COUNT_RATE_HELP)
-    run.add_argument("--method", choices=("led", "vsv", "vsv-density"), default="vsv-density",
-                     help="dose engine (default vsv-density)")
+    run.add_argument("--method", choices=tuple(DOSE_METHODS), default=DEFAULT_DOSE_METHOD,
+                     help=f"dose engine (default {DEFAULT_DOSE_METHOD}): "
+                          + "; ".join(f"{m.name}: {m.title}" for m in DOSE_METHODS.values()))
     run.add_argument("--injection-datetime", type=_aware_datetime, metavar="ISO",
                      help="override the injection date/time (with UTC offset)")
     run.add_argument("--injected-activity-mbq", type=float, metavar="X", help="override the injected activity")
     run.add_argument("--trial-db", metavar="URL", help="record the cycle in this trial database")
     run.add_argument("--patient", metavar="ID", help="trial patient ID (pseudonym)")
     run.add_argument("--cycle", type=int, metavar="N", help="cycle number")
-    run.add_argument("--pvc", choices=("gtm", "rc", "none"), default="gtm",
-                     help="partial-volume correction: geometric transfer matrix (default), recovery coefficients, none")
+    run.add_argument("--pvc", choices=tuple(PVC_METHODS), default=DEFAULT_PVC,
+                     help="partial-volume correction: " + ", ".join(PVC_METHODS.values()))
     run.add_argument("--psf-fwhm-mm", type=float, metavar="MM",
                      help="SPECT resolution (FWHM) for the partial-volume correction (default: camera configuration)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
-    demo = subparsers.add_parser("demo", help="phantom patient -> DICOM -> startnet run -> summary vs truth")
-    demo.add_argument("--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)")
-    demo.add_argument("--preset", choices=("small", "clinical"), default="small")
-    demo.add_argument("--seed", type=int, default=2026)
-    demo.add_argument("--method", choices=("led", "vsv", "vsv-density"), default="vsv-density")
-    demo.add_argument("--quiet", action="store_true")
-    demo.set_defaults(handler=_demo)
-
 
 def _run(args) -> int:
-    from startnet.pipeline import RunOptions, run_cycle
+    from startnet.cycle.run import RunOptions, run_cycle
+    from startnet.cycle.summary import summary_text
     from startnet.progress import terminal_progress
 
     if (args.patient or args.cycle is not None) and not args.trial_db:
@@ -76,36 +71,3 @@ def _run(args) -> int:
     result = run_cycle(options, None if args.quiet else terminal_progress())
     print(summary_text(result.results))
     return 0
-
-
-def summary_text(results) -> str:
-    from startnet.trial.planning import floor_activity_gbq, uncertainty_sentence
-
-    lines = [f"cycle dosimetry ({results['method']}), injected {results['injected_activity_mbq'] / 1000:.2f} GBq, "
-             f"{len(results['timepoints'])} time points"]
-    for name, s in results["structures"].items():
-        lines.append(f"  {name:<16} mean {s['mean_gy']:7.2f} Gy +/- {s['uncertainty_pct']:4.1f} %   "
-                     f"BED {s['bed_gy']:7.2f} Gy   TIA {s['tia_mbq_h']:10.1f} MBq.h  ({s['fit_model']})")
-    if results.get("kidneys_mean_gy") is not None:
-        lines.append(f"kidneys (mass-weighted): {results['kidneys_mean_gy']:.2f} Gy, "
-                     f"BED {results['kidneys_bed_gy']:.2f} Gy")
-    trial = results.get("trial")
-    if trial:
-        nxt = trial["next_cycle"]
-        lines.append(f"trial: cumulative kidney {trial['cumulative_kidney_gy']:.2f} of {trial['limit_gy']:.1f} Gy; "
-                     f"next cycle {'allowed' if nxt['allowed'] else 'NOT allowed'}"
-                     + (f", max {floor_activity_gbq(nxt['max_activity_gbq'], 2):.2f} GBq, {nxt['earliest_date']} .. "
-                        f"{nxt['latest_date']}" if nxt["allowed"] else "") + f" ({nxt['reason']})")
-        planning = uncertainty_sentence(nxt, trial["limit_gy"])
-        if planning:
-            lines.append(f"trial: {planning}")
-    for warning in results.get("warnings", []):
-        lines.append(f"warning: {warning}")
-    return "\n".join(lines)
-
-
-def _demo(args) -> int:
-    from startnet.demo import run_demo
-
-    return run_demo(args.out, preset=args.preset, seed=args.seed, method=args.method, quiet=args.quiet,
-                    stream=sys.stdout)

@@ -9,7 +9,7 @@ Steps (each a function of ``startnet.kinetics`` / ``startnet.dosimetry``):
    structure the voxel TIA is scaled so that its voxels, weighted by the structure's shares of
    them (the weights of its mass), sum to the structure's (partial-volume corrected) fitted TIA:
    the voxel map keeps the distribution, the structure fit carries the amount
-   (``startnet.structure_maps``). The factor is recorded per structure (``voxel_tia_scale``).
+   (``startnet.cycle.structure_maps``). The factor is recorded per structure (``voxel_tia_scale``).
 4. Dose map with the chosen method (led | vsv | vsv-density), structure statistics, DVH.
 5. BED with the structure's fitted time course (general G factor), EQD2, GUM uncertainty; the voxel
    BED map with each structure's own alpha/beta and T_rep.
@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from startnet.cycle.pvc import PVC_METHODS
 from startnet.errors import InputError
 from startnet.kinetics.point_sd import PointSdModel
 from startnet.physics.lu177 import LU177
@@ -118,9 +119,6 @@ def activity_stack_mbq(images: List[sitk.Image]) -> np.ndarray:
                      for im in images])
 
 
-PVC_METHODS = ("gtm", "rc", "none")
-
-
 def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc: str, psf_fwhm_mm: float,
                          warnings: List[str], reasons: Optional[Dict[str, str]] = None):
     """(activity MBq per structure and time point, recovery per structure, description, method per structure).
@@ -128,7 +126,7 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
     ``reasons``, when given, receives per structure why its method was used (for the report).
     """
     reasons = {} if reasons is None else reasons
-    from startnet.quantification import gtm_activities, normalised, overlapping
+    from startnet.cycle.quantify import gtm_activities, normalised, overlapping
 
     grid = registered.reference_grid
     spacing_zyx = tuple(reversed(grid.GetSpacing()))
@@ -231,6 +229,7 @@ def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
 
 def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm", psf_fwhm_mm: float = 11.0,
                        progress=None) -> StructureAnalysis:
+    from startnet.cycle.structure_maps import bed_map_by_structure, kernel_electron_spill, scale_voxel_tia
     from startnet.dosimetry import density_on_grid, get_kernel, structure_dose_stats
     from startnet.dosimetry.bed import BedResult, structure_bed
     from startnet.dosimetry.pvc_terms import pvc_terms
@@ -239,7 +238,6 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
     from startnet.kinetics.fit import AICC_CONVENTION
     from startnet.kinetics.model_selection import model_selection_rel_sd
     from startnet.kinetics.point_sd import activity_sd_mbq
-    from startnet.structure_maps import bed_map_by_structure, kernel_electron_spill, scale_voxel_tia
 
     grid = registered.reference_grid
     spacing = grid.GetSpacing()
@@ -423,15 +421,9 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
 
 def compute_dose(method: str, tia: np.ndarray, voxel_ml: float, density: np.ndarray, kernel):
     """Dose maps with the chosen engine; photons always by kernel convolution (dose to water)."""
-    from startnet.dosimetry import dose_led, dose_vsv, dose_vsv_density
+    from startnet.dosimetry.engines import dose_maps
 
-    if method == "led":
-        return dose_led(tia, voxel_ml, density, photons="kernel", kernel=kernel)
-    if method == "vsv":
-        return dose_vsv(tia, kernel)
-    if method == "vsv-density":
-        return dose_vsv_density(tia, kernel, density)
-    raise InputError(f"dose method {method!r}: expected led, vsv or vsv-density")
+    return dose_maps(method, tia, voxel_ml, density, kernel)
 
 
 def _body_mask(ct_grid: Optional[sitk.Image], stack: np.ndarray) -> np.ndarray:

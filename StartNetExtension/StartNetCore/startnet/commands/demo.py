@@ -10,20 +10,37 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import TextIO
 
+from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD, DOSE_METHODS
 from startnet.errors import OutputError
 
 DEMO_PATIENT = "SN-DEMO-001"
 
 
-def run_demo(out_dir: str, *, preset: str = "small", seed: int = 2026, method: str = "vsv-density",
+def register(subparsers) -> None:
+    demo = subparsers.add_parser("demo", help="phantom patient -> DICOM -> startnet run -> summary vs truth")
+    demo.add_argument("--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)")
+    demo.add_argument("--preset", choices=("small", "clinical"), default="small")
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--method", choices=tuple(DOSE_METHODS), default=DEFAULT_DOSE_METHOD)
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args) -> int:
+    return run_demo(args.out, preset=args.preset, seed=args.seed, method=args.method, quiet=args.quiet,
+                    stream=sys.stdout)
+
+
+def run_demo(out_dir: str, *, preset: str = "small", seed: int = 2026, method: str = DEFAULT_DOSE_METHOD,
              quiet: bool = False, stream: TextIO) -> int:
+    from startnet.cycle.run import RunOptions, run_cycle
+    from startnet.cycle.summary import summary_text
     from startnet.phantom import PhantomConfig, build_phantom
     from startnet.phantom.export import write_phantom_dicom
-    from startnet.pipeline import RunOptions, run_cycle
-    from startnet.pipeline_cli import summary_text
     from startnet.progress import terminal_progress
     from startnet.trial.store import TrialStore
 

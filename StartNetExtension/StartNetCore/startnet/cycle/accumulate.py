@@ -11,15 +11,14 @@ silently smaller total. Written: cumulative_dose.nrrd, cumulative_bed.nrrd, cumu
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
+from startnet.cycle.outputs import CT_ON_DOSE_GRID
 from startnet.errors import InputError, OutputError
-from startnet.outputs import CT_ON_DOSE_GRID
 
 SUMMED_KEYS = ("mean_gy", "bed_gy", "eqd2_gy")
 
@@ -106,27 +105,3 @@ def accumulate_runs(run_dirs: Sequence[str], out_dir: str, reference: int = 0) -
     except OSError as exc:
         raise OutputError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
     return cumulative
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("accumulate", help="sum several cycles' dose and BED (maps and structures)",
-                                   description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                        help="output folders of 'startnet run', one per cycle")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the cumulative maps and JSON")
-    parser.add_argument("--reference", type=int, default=0, metavar="N", help="cycle whose grid is used (default 0)")
-    parser.set_defaults(handler=_run)
-
-
-def _run(args) -> int:
-    cumulative = accumulate_runs(args.run_dirs, args.out, args.reference)
-    kidneys = cumulative["cumulative_kidneys_mean_gy"]
-    print(f"{len(cumulative['cycles'])} cycles; cumulative kidney dose "
-          + (f"{kidneys:.2f} Gy" if kidneys is not None and math.isfinite(kidneys) else "not available")
-          + (f", BED {cumulative['cumulative_kidneys_bed_gy']:.2f} Gy"
-             if cumulative["cumulative_kidneys_bed_gy"] is not None else ""))
-    for warning in cumulative["warnings"]:
-        print(f"warning: {warning}")
-    return 0
-
-
