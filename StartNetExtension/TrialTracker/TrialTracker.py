@@ -31,7 +31,10 @@ class TrialTracker(ScriptedLoadableModule):
         self.parent.helpText = (
             "Records each START-NET patient's arm, cycles, administered activity and per-cycle kidney dose in a "
             "shared database (SQLite or PostgreSQL, with audit trail), plots cumulative kidney dose against the "
-            "30 Gy limit and says whether another cycle is allowed, its maximum activity and date window."
+            "30 Gy limit and says whether another cycle is allowed, its maximum activity and date window. "
+            "Connect opens an existing database only (the administrator creates or upgrades it with "
+            "`startnet trial --db URL init`). The database location is kept in Slicer's settings, not in the scene; "
+            "PostgreSQL passwords come from ~/.pgpass (or PGPASSFILE / a pg_service.conf service), never from the URL."
         )
         self.parent.acknowledgementText = "START-NET trial (NCT05387603)."
 
