@@ -4,6 +4,7 @@ Thin Slicer layer over :class:`startnet.mrml.trial_logic.TrialSceneLogic` (teste
 slicer-core), which uses the ``startnet.trial`` database and protocol rules.
 """
 
+import logging
 import unittest
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleTest,
 )
 from StartNetCoreLib.dependencies import ensure_dependencies
+from StartNetCoreLib.settings import setTrialDatabaseUrl, trialDatabaseUrl
 from StartNetCoreLib.widget import StartNetModuleWidget
 
 
@@ -29,14 +31,18 @@ class TrialTracker(ScriptedLoadableModule):
         self.parent.helpText = (
             "Records each START-NET patient's arm, cycles, administered activity and per-cycle kidney dose in a "
             "shared database (SQLite or PostgreSQL, with audit trail), plots cumulative kidney dose against the "
-            "30 Gy limit and says whether another cycle is allowed, its maximum activity and date window."
+            "30 Gy limit and says whether another cycle is allowed, its maximum activity and date window. "
+            "Connect opens an existing database only (the administrator creates or upgrades it with "
+            "`startnet trial --db URL init`). The database location is kept in Slicer's settings, not in the scene; "
+            "PostgreSQL passwords come from ~/.pgpass (or PGPASSFILE / a pg_service.conf service), never from the URL."
         )
         self.parent.acknowledgementText = "START-NET trial (NCT05387603)."
 
 
 @parameterNodeWrapper
 class TrialTrackerParameterNode:
-    databaseUrl: str = ""
+    # The trial database URL is NOT a parameter: it is kept in Slicer's application settings
+    # (StartNetCoreLib.settings), without password, so that it is never saved with the scene.
     userName: str = ""
     siteFilter: str = ""
     patientId: str = ""
@@ -56,23 +62,71 @@ class TrialTrackerWidget(StartNetModuleWidget):
         self.logicClass = TrialTrackerLogic
         self._dosimetryResults = None  # the Dosimetry result the kidney dose was taken from
 
+    def setup(self):
+        StartNetModuleWidget.setup(self)
+        self.ui.databaseUrlLineEdit.text = trialDatabaseUrl()
+        # an older scene may hold the database URL in its parameter node: drop it once the scene is loaded
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndImport)
+        self.updateGuiState()
+
     def connectSignals(self):
         self.ui.refreshButton.connect("clicked(bool)", self.onRefresh)
+        self.ui.showPatientButton.connect("clicked(bool)", self.onShowPatient)
         self.ui.recordCycleButton.connect("clicked(bool)", self.onRecordCycle)
         self.ui.useDosimetryButton.connect("clicked(bool)", self.onUseDosimetry)
         self.ui.patientsTableWidget.connect("itemSelectionChanged()", self.onPatientSelected)
+        self.ui.databaseUrlLineEdit.connect("textChanged(QString)", lambda _text: self.updateGuiState())
+        self.ui.databaseUrlLineEdit.connect("editingFinished()", self.onDatabaseUrlEdited)
+
+    def onSceneEndImport(self, caller=None, event=None):
+        self.logic.getParameterNode()
 
     def updateGuiState(self, caller=None, event=None):
         p = self._parameterNode
-        self.ui.refreshButton.enabled = bool(p and p.databaseUrl)
-        self.ui.recordCycleButton.enabled = bool(p and p.databaseUrl and p.patientId and p.cycleDate)
+        if self.ui is None:
+            return
+        database = bool(self.ui.databaseUrlLineEdit.text.strip())
+        patient = bool(p and database and p.patientId.strip())
+        dose = bool(p and (p.kidneyDoseGy > 0 or self._resultsForTypedDose() is not None))
+        self.ui.refreshButton.enabled = database
+        self.ui.showPatientButton.enabled = patient
+        self.ui.recordCycleButton.enabled = bool(patient and p.cycleDate.strip() and p.activityGBq > 0 and dose)
+        self.ui.useDosimetryButton.enabled = hasattr(slicer.modules, "dosimetry")
+
+    # -- errors: slicer.util.tryWithErrorDisplay shows the error, then RE-RAISES it (util.py, Slicer
+    #    5.8.1 and 5.10.0), so ``self.run`` never returns None on error; handlers use ``_call`` and
+    #    continue only when it says the call succeeded.
+    def _call(self, errorMessage, function, *args, **kwargs):
+        """(True, result), or (False, None) after the error was shown (and logged)."""
+        try:
+            return True, self.run(errorMessage, function, *args, **kwargs)
+        except Exception:  # already shown by tryWithErrorDisplay; keep the traceback in the log
+            logging.error(errorMessage, exc_info=True)
+            return False, None
+
+    def _storeDatabaseUrl(self):
+        """Check the typed database, store it in the application settings; returns it."""
+        from startnet.trial.urls import has_password, url_without_password
+
+        text = self.ui.databaseUrlLineEdit.text
+        if has_password(text):  # refused below; do not leave the password on screen either
+            self.ui.databaseUrlLineEdit.text = url_without_password(text)
+        return setTrialDatabaseUrl(text)
+
+    def onDatabaseUrlEdited(self):
+        text = self.ui.databaseUrlLineEdit.text.strip()
+        if text and text != trialDatabaseUrl():
+            self._call("The trial database was not stored.", self._storeDatabaseUrl)
 
     def onRefresh(self):
         if not ensure_dependencies(["sqlalchemy", "alembic"]):
             return
+        ok, url = self._call("The trial database was not stored.", self._storeDatabaseUrl)
+        if not ok:
+            return
         p = self._parameterNode
-        rows = self.run("Could not open the trial database.", self.logic.listPatients, p.databaseUrl, p.siteFilter)
-        if rows is None:
+        ok, rows = self._call("Could not open the trial database.", self.logic.listPatients, url, p.siteFilter)
+        if not ok:
             return
         import qt
 
@@ -93,42 +147,80 @@ class TrialTrackerWidget(StartNetModuleWidget):
             self._parameterNode.patientId = self.ui.patientsTableWidget.item(items[0].row(), 0).text()
             self.showPatient()
 
+    def onShowPatient(self):
+        if ensure_dependencies(["sqlalchemy", "alembic"]):
+            self.showPatient()
+
+    def _showStatus(self, status):
+        from startnet.mrml.trial_logic import planning_numbers, recommendation_text
+
+        self.ui.recommendationLabel.text = recommendation_text(status) if status else ""
+        numbers = planning_numbers(status) if status else {}
+        self.ui.probabilityExceededLabel.text = numbers.get("P(limit exceeded)", "")
+        self.ui.maxActivity95Label.text = numbers.get("Max activity (95 %)", "")
+        self.ui.lastCycleExpectedLabel.text = numbers.get("Last cycle expected", "")
+
     def showPatient(self):
+        """Cycles table and cumulative-dose chart of the patient, shown together in the layout."""
         p = self._parameterNode
-        if not (p.databaseUrl and p.patientId):
+        url = trialDatabaseUrl()
+        if not (url and p.patientId.strip()):
             return
-        shown = self.run("Could not read the patient.", self.logic.showPatient, p.databaseUrl, p.patientId,
-                         p.cyclesTable)
-        if shown:
-            table, recommendation = shown
-            p.cyclesTable = table
-            self.ui.recommendationLabel.text = recommendation
+        ok, shown = self._call("Could not read the patient.", self.logic.showPatientNodes, url, p.patientId.strip(),
+                               p.cyclesTable)
+        if not ok:
+            self._showStatus(None)
+            return
+        table, chart, status = shown
+        p.cyclesTable = table
+        self._showStatus(status)
+        from startnet.mrml.layout import show_chart_and_table
+
+        show_chart_and_table(slicer.app.applicationLogic(), chart, table)
 
     def onUseDosimetry(self):
-        results = self.run("No Dosimetry result available.", self.logic.dosimetryResults)
-        if results:
+        ok, results = self._call("No Dosimetry result available.", self.logic.dosimetryResults)
+        if ok:
             self._dosimetryResults = results
             self._parameterNode.kidneyDoseGy = float(results["kidneys_mean_gy"])
 
     def _resultsForTypedDose(self):
         """The Dosimetry result, if the dose field still shows its kidney dose (to the field's 0.01 Gy)."""
         results = self._dosimetryResults
-        if results and abs(float(results["kidneys_mean_gy"]) - self._parameterNode.kidneyDoseGy) <= 0.005:
+        p = self._parameterNode
+        if results and p and abs(float(results["kidneys_mean_gy"]) - p.kidneyDoseGy) <= 0.005:
             return results
         return None
 
     def onRecordCycle(self):
+        if not ensure_dependencies(["sqlalchemy", "alembic"]):
+            return
+        ok, url = self._call("The trial database was not stored.", self._storeDatabaseUrl)
+        if not ok:
+            return
         p = self._parameterNode
+        patientId = p.patientId.strip()
         results = self._resultsForTypedDose()
         if results is not None:  # full result: left/right, uncertainty, BED and provenance are kept
-            message = self.run("Recording the cycle failed.", self.logic.recordCycleFromResults, p.databaseUrl,
-                               p.patientId, p.cycleNumber, p.cycleDate, p.activityGBq, results,
-                               p.deviationReason or None, p.userName or None)
+            ok, warnings = self._call("The Dosimetry result cannot be recorded.", self.logic.previewCycleFromResults,
+                                      patientId, p.cycleNumber, p.activityGBq, results)
+            if not ok:
+                return
+            if warnings and not slicer.util.confirmOkCancelDisplay(
+                    "Recording this Dosimetry result as cycle {} of patient {}:\n\n{}\n\nRecord it anyway? The "
+                    "warnings are stored with the cycle.".format(p.cycleNumber, patientId,
+                                                                 "\n".join(f"- {w}" for w in warnings)),
+                    windowTitle="START-NET trial: check before recording"):
+                slicer.util.showStatusMessage("Cycle not recorded.", 5000)
+                return
+            ok, message = self._call("Recording the cycle failed.", self.logic.recordCycleFromResults, url,
+                                     patientId, p.cycleNumber, p.cycleDate, p.activityGBq, results,
+                                     p.deviationReason or None, p.userName or None)
         else:
-            message = self.run("Recording the cycle failed.", self.logic.recordCycle, p.databaseUrl, p.patientId,
-                               p.cycleNumber, p.cycleDate, p.activityGBq, p.kidneyDoseGy,
-                               p.deviationReason or None, p.userName or None)
-        if message:
+            ok, message = self._call("Recording the cycle failed.", self.logic.recordCycle, url, patientId,
+                                     p.cycleNumber, p.cycleDate, p.activityGBq, p.kidneyDoseGy,
+                                     p.deviationReason or None, p.userName or None)
+        if ok:
             slicer.util.infoDisplay(message, windowTitle="START-NET trial")
             self.showPatient()
 
@@ -141,18 +233,32 @@ class TrialTrackerLogic(ScriptedLoadableModuleLogic):
         self.core = TrialSceneLogic(slicer.mrmlScene)
 
     def getParameterNode(self):
-        return TrialTrackerParameterNode(super().getParameterNode())
+        from startnet.mrml.trial_logic import forget_scene_secrets
+
+        node = super().getParameterNode()
+        forget_scene_secrets(node)  # older versions saved the database URL with the scene
+        return TrialTrackerParameterNode(node)
 
     def listPatients(self, databaseUrl, siteFilter=""):
+        """Patients of an existing trial database; never creates or upgrades one."""
         return self.core.list_patients(databaseUrl, site=siteFilter or None)
 
     def showPatient(self, databaseUrl, patientId, tableNode=None):
+        """(cycles table, next-cycle advice); the patient's chart is made or replaced too."""
         return self.core.show_patient(databaseUrl, patientId, table_node=tableNode)
+
+    def showPatientNodes(self, databaseUrl, patientId, tableNode=None):
+        """(cycles table, cumulative-dose chart, status dict), replacing an earlier showing's nodes."""
+        return self.core.show_patient_nodes(databaseUrl, patientId, table_node=tableNode)
 
     def recordCycle(self, databaseUrl, patientId, cycle, date, activityGBq, kidneyDoseGy, deviationReason=None,
                     user=None):
         return self.core.record_cycle(databaseUrl, patientId, cycle, date, activityGBq, kidneyDoseGy,
                                       deviation_reason=deviationReason, user=user)
+
+    def previewCycleFromResults(self, patientId, cycle, activityGBq, results):
+        """Warnings (patient ID, activity) of recording a Dosimetry result, before anything is written."""
+        return self.core.preview_cycle_from_results(patientId, cycle, activityGBq, results)
 
     def recordCycleFromResults(self, databaseUrl, patientId, cycle, date, activityGBq, results,
                                deviationReason=None, user=None):
@@ -174,14 +280,18 @@ class TrialTrackerLogic(ScriptedLoadableModuleLogic):
 
 
 class TrialTrackerTest(ScriptedLoadableModuleTest):
+    """Runs on a clean Slicer once SQLAlchemy and Alembic are installed (installed here without asking)."""
+
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_next_cycle_after_28_gy()
-        self.setUp()
-        self.test_record_from_dosimetry_result()
+        if not ensure_dependencies(["sqlalchemy", "alembic"], prompt=False):
+            raise RuntimeError("TrialTracker self-test: SQLAlchemy and Alembic could not be installed")
+        for test in (self.test_next_cycle_after_28_gy, self.test_connect_does_not_create_a_database,
+                     self.test_record_from_dosimetry_result, self.test_database_url_is_not_in_the_scene):
+            self.setUp()
+            test()
 
     def test_next_cycle_after_28_gy(self):
         import os
@@ -190,14 +300,36 @@ class TrialTrackerTest(ScriptedLoadableModuleTest):
         with tempfile.TemporaryDirectory() as folder:
             url = "sqlite:///" + os.path.join(folder, "trial.db")
             logic = TrialTrackerLogic()
+            logic.core.initialise(url)  # the administrator's `startnet trial --db URL init`
             logic.core.enroll(url, "SN-900", site="Uppsala", arm=2, enrolled="2026-01-05")
             cycles = [("2026-01-12", 7.5, 5.0), ("2026-03-23", 7.5, 5.0), ("2026-06-01", 7.5, 5.0),
                       ("2026-08-10", 7.5, 5.0), ("2026-10-19", 7.5, 5.0), ("2026-12-28", 7.5, 3.0)]
             for number, (date, activity, dose) in enumerate(cycles, start=1):
                 logic.recordCycle(url, "SN-900", number, date, activity, dose)
-            table, recommendation = logic.showPatient(url, "SN-900")
+            table, chart, status = logic.showPatientNodes(url, "SN-900")
             self.assertEqual(table.GetNumberOfRows(), 6)
+            self.assertAlmostEqual(status["cumulative_kidney_gy"], 28.0)
+            self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 3)  # cumulative, limit, projected
+            for i in range(chart.GetNumberOfPlotSeriesNodes()):
+                self.assertNotEqual(tuple(chart.GetNthPlotSeriesNode(i).GetColor()), (0.0, 0.0, 0.0))
+            nodes = slicer.mrmlScene.GetNumberOfNodes()
+            table, recommendation = logic.showPatient(url, "SN-900")  # shown again: replaced, not added
+            self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodes)
             self.assertIn("5.00 GBq", recommendation)
+            self.assertIn("keeps it <= 5 %", recommendation)
+
+    def test_connect_does_not_create_a_database(self):
+        import os
+        import tempfile
+
+        from startnet.errors import InputError
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "mistyped.db")
+            with self.assertRaises(InputError) as raised:
+                TrialTrackerLogic().listPatients("sqlite:///" + path)
+            self.assertIn(path, str(raised.exception))
+            self.assertFalse(os.path.exists(path))
 
     def test_record_from_dosimetry_result(self):
         import os
@@ -211,7 +343,12 @@ class TrialTrackerTest(ScriptedLoadableModuleTest):
         with tempfile.TemporaryDirectory() as folder:
             url = "sqlite:///" + os.path.join(folder, "trial.db")
             logic = TrialTrackerLogic()
+            logic.core.initialise(url)
             logic.core.enroll(url, "SN-901", site="Skåne", arm=2, enrolled="2026-01-05")
+            # the mismatch is found before anything is written
+            warnings = logic.previewCycleFromResults("SN-999", 1, 7.4, results)
+            self.assertTrue(any("SN-901" in w for w in warnings))
+            self.assertEqual(logic.previewCycleFromResults("SN-901", 1, 7.4, results), [])
             recommendation = logic.recordCycleFromResults(url, "SN-901", 1, "2026-01-12", 7.4, results)
             self.assertIn("Next cycle 2 allowed", recommendation)
             store = TrialStore.open(url)
@@ -219,6 +356,13 @@ class TrialTrackerTest(ScriptedLoadableModuleTest):
             store.close()
             self.assertEqual((cycle["kidney_left_gy"], cycle["kidney_right_gy"]), (2.8, 3.1))
             self.assertEqual((cycle["kidney_uncertainty_pct"], cycle["kidney_bed_gy"]), (9.0, 3.3))
+
+    def test_database_url_is_not_in_the_scene(self):
+        logic = TrialTrackerLogic()
+        node = logic.getParameterNode().parameterNode
+        node.SetParameter("databaseUrl", "postgresql://trial:secret@db.example/trial")  # as older versions did
+        node = logic.getParameterNode().parameterNode
+        self.assertNotIn("databaseUrl", node.GetParameterNames())
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ def test_run_cycle_with_a_segmentation_node_and_record_it(tmp_path):
 
     trial = TrialSceneLogic(scene)
     url = f"sqlite:///{tmp_path / 'trial.db'}"
+    trial.initialise(url)  # creating the database is the administrator's step; enrol does not create it
     trial.enroll(url, "SN-017", site="Karolinska", arm=2, enrolled=phantom.injection_datetime.date().isoformat())
     advice = logic.record_in_trial(url, "SN-017", 1)
     assert "Next cycle 2 allowed" in advice

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
+import slicer
 
 from startnet.errors import InputError, TrialRuleError
+from startnet.mrml.layout import show_chart_and_table
 from startnet.mrml.scene import new_scene
 from startnet.mrml.tables import records_from_table
-from startnet.mrml.trial_logic import TrialSceneLogic
+from startnet.mrml.trial_logic import (
+    LIMIT_COLOUR,
+    TrialSceneLogic,
+    forget_scene_secrets,
+    planning_numbers,
+)
 
 
 @pytest.fixture()
 def logic_and_db(tmp_path):
     logic = TrialSceneLogic(new_scene())
     url = f"sqlite:///{tmp_path / 'trial.db'}"
+    logic.initialise(url)  # the administrator's `startnet trial --db URL init`
     logic.enroll(url, "SN-900", site="Uppsala", arm=2, enrolled="2026-01-05")
     return logic, url
 
@@ -74,3 +83,165 @@ def test_record_from_a_dosimetry_result_keeps_sides_uncertainty_and_warnings(log
     assert cycle["kidney_uncertainty_pct"] == 12.5 and cycle["kidney_bed_gy"] == 4.6
     with pytest.raises(InputError, match="cycle 1 is not 2"):
         logic.record_cycle_from_results(url, "SN-900", 2, "2026-03-23", 7.4, results)
+
+
+SIX_CYCLES = [("2026-01-12", 7.5, 5.0), ("2026-03-23", 7.5, 5.0), ("2026-06-01", 7.5, 5.0),
+              ("2026-08-10", 7.5, 5.0), ("2026-10-19", 7.5, 5.0), ("2026-12-28", 7.5, 3.0)]
+
+
+def _record(logic, url, cycles, patient="SN-900"):
+    for number, (date, activity, dose) in enumerate(cycles, start=1):
+        logic.record_cycle(url, patient, number, date, activity, dose)
+
+
+def _series(chart):
+    return [chart.GetNthPlotSeriesNode(i) for i in range(chart.GetNumberOfPlotSeriesNodes())]
+
+
+def test_chart_has_coloured_series_and_the_limit_line(logic_and_db):
+    logic, url = logic_and_db
+    _record(logic, url, SIX_CYCLES[:2])
+    table, chart, status = logic.show_patient_nodes(url, "SN-900")
+    series = {s.GetName(): s for s in _series(chart)}
+    assert len(series) == 3  # cumulative, limit, projected next cycle
+    for s in series.values():  # plot series are black unless coloured (vtkMRMLPlotSeriesNode default)
+        assert tuple(s.GetColor()) != (0.0, 0.0, 0.0), s.GetName()
+        assert s.GetTableNode() is not None
+    assert len({tuple(s.GetColor()) for s in series.values()}) == 3
+    limit = series["limit 30 Gy"]
+    assert tuple(limit.GetColor()) == pytest.approx(LIMIT_COLOUR)
+    assert limit.GetLineStyle() == limit.LineStyleDash
+    limit_rows = records_from_table(limit.GetTableNode())
+    assert {r["limit_gy"] for r in limit_rows} == {status["limit_gy"]} == {30.0}
+    assert [r["cycle"] for r in limit_rows] == [0.0, 3.0]  # spans the recorded cycles and the next one
+    cumulative = series["cumulative kidney dose"]
+    assert cumulative.GetTableNode() is table and cumulative.GetYColumnName() == "cumulative_kidney_gy"
+    projected = records_from_table(series["projected next cycle (max activity)"].GetTableNode())
+    assert projected[0] == {"cycle": 2.0, "projected_cumulative_gy": pytest.approx(10.0)}
+    assert projected[1]["cycle"] == 3.0 and projected[1]["projected_cumulative_gy"] <= 30.0 + 1e-9
+
+
+def test_chart_and_table_are_shown_together_in_the_layout(logic_and_db):
+    logic, url = logic_and_db
+    _record(logic, url, SIX_CYCLES[:1])
+    table, chart, _ = logic.show_patient_nodes(url, "SN-900")
+    scene = logic.scene
+    layout = scene.AddNode(slicer.vtkMRMLLayoutNode())
+    layout.SetViewArrangement(layout.SlicerLayoutConventionalView)
+    app_logic = slicer.vtkMRMLApplicationLogic()
+    app_logic.SetMRMLScene(scene)
+    show_chart_and_table(app_logic, chart, table)
+    assert layout.GetViewArrangement() == layout.SlicerLayoutFourUpPlotTableView  # plot view + table view
+    selection = app_logic.GetSelectionNode()
+    assert selection.GetActivePlotChartID() == chart.GetID()
+    assert selection.GetActiveTableID() == table.GetID()
+
+
+def test_showing_again_replaces_nodes_also_from_a_new_logic(logic_and_db):
+    logic, url = logic_and_db
+    _record(logic, url, SIX_CYCLES[:2])
+    logic.show_patient(url, "SN-900")
+    nodes = logic.scene.GetNumberOfNodes()
+    # the module was reloaded (or the scene saved and reopened): a new logic, no table node passed
+    again = TrialSceneLogic(logic.scene)
+    table, recommendation = again.show_patient(url, "SN-900")
+    assert logic.scene.GetNumberOfNodes() == nodes
+    assert logic.scene.GetNodesByClass("vtkMRMLPlotChartNode").GetNumberOfItems() == 1
+    assert logic.scene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems() == 3  # cycles, limit, projected
+    again.record_cycle(url, "SN-900", 3, "2026-06-01", 7.5, 5.0)
+    table, _ = again.show_patient(url, "SN-900")
+    assert logic.scene.GetNumberOfNodes() == nodes
+    assert table.GetNumberOfRows() == 3 and table.GetName() == "Trial cycles SN-900"
+    # another patient replaces the view too (one patient at a time, not a chart per patient clicked)
+    again.enroll(url, "SN-901", site="Uppsala", arm=2, enrolled="2026-01-05")
+    again.record_cycle(url, "SN-901", 1, "2026-01-12", 7.4, 4.0)
+    table, _ = again.show_patient(url, "SN-901")
+    assert logic.scene.GetNumberOfNodes() == nodes
+    assert table.GetName() == "Trial cycles SN-901" and table.GetNumberOfRows() == 1
+    chart = logic.scene.GetNodesByClass("vtkMRMLPlotChartNode").GetItemAsObject(0)
+    assert chart.GetName() == "Cumulative kidney dose SN-901"
+
+
+def test_planning_numbers_for_the_panel(logic_and_db):
+    logic, url = logic_and_db
+    _record(logic, url, SIX_CYCLES)
+    status = logic.status(url, "SN-900")
+    nxt = status["next_cycle"]
+    numbers = planning_numbers(status)
+    assert numbers["P(limit exceeded)"] == (f"{100 * nxt['probability_limit_exceeded']:.1f} % at 5.00 GBq "
+                                            f"(limit 30 Gy)")
+    assert numbers["Max activity (95 %)"] == f"{math.floor(nxt['max_activity_gbq_95'] * 100 + 1e-6) / 100:.2f} GBq"
+    assert nxt["max_activity_gbq_95"] < nxt["max_activity_gbq"]
+    assert numbers["Last cycle expected"] == "yes"
+    logic.record_cycle(url, "SN-900", 7, "2027-03-08", 5.0, 2.5, deviation_reason="test")
+    refused = planning_numbers(logic.status(url, "SN-900"))
+    assert logic.status(url, "SN-900")["next_cycle"]["allowed"] is False
+    assert set(refused.values()) == {"-"}
+
+
+def test_connect_never_creates_an_sqlite_database(tmp_path):
+    logic = TrialSceneLogic(new_scene())
+    for typed in (str(tmp_path / "trail.db"), f"sqlite:///{tmp_path / 'trail.db'}"):
+        with pytest.raises(InputError, match=f"{tmp_path / 'trail.db'} does not exist.*typo"):
+            logic.list_patients(typed)
+        with pytest.raises(InputError, match="does not exist"):
+            logic.show_patient(typed, "SN-900")
+        with pytest.raises(InputError, match="does not exist"):
+            logic.enroll(typed, "SN-900", site="Uppsala", arm=2, enrolled="2026-01-05")
+    assert os.listdir(tmp_path) == []  # no file created (nor -wal/-shm)
+
+
+def test_connect_asks_for_the_admin_upgrade_of_an_old_database(logic_and_db):
+    from sqlalchemy import text
+
+    from startnet.trial.db import make_engine
+
+    logic, url = logic_and_db
+    engine = make_engine(url)
+    with engine.begin() as conn:  # an older schema revision, as a database made by a previous version
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    engine.dispose()
+    with pytest.raises(InputError, match=r"revision 0001.*administrator upgrades it with `startnet trial --db "
+                                         r".* init`"):
+        logic.list_patients(url)
+
+
+def test_connect_never_creates_a_postgresql_database(postgres_server):
+    import psycopg
+
+    logic = TrialSceneLogic(new_scene())
+    with pytest.raises(InputError, match=r'database "trial_typo" does not exist\).*typo'):
+        logic.list_patients(postgres_server.url("trial_typo"))
+    empty = postgres_server.create_database("trial_empty")
+    with pytest.raises(InputError, match=r"not a trial database yet.*administrator.*init"):
+        logic.list_patients(empty)
+    with psycopg.connect(host=postgres_server.host, port=postgres_server.port, user=postgres_server.user,
+                         dbname="postgres") as conn:
+        names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+    assert "trial_typo" not in names
+    with psycopg.connect(host=postgres_server.host, port=postgres_server.port, user=postgres_server.user,
+                         dbname="trial_empty") as conn:  # opening did not create the schema either
+        tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        assert tables.fetchone()[0] == 0
+
+
+def test_preview_shows_the_patient_mismatch_before_anything_is_written(logic_and_db):
+    logic, url = logic_and_db
+    results = {"patient_id": "PACS-4711", "cycle": 1, "injected_activity_mbq": 7400.0, "kidneys_mean_gy": 4.2}
+    warnings = logic.preview_cycle_from_results("SN-900", 1, 7.4, results)
+    assert len(warnings) == 1 and "PACS-4711" in warnings[0] and "SN-900" in warnings[0]
+    assert logic.status(url, "SN-900")["cycles"] == []  # nothing recorded by the preview
+    assert "record_warnings" not in results  # the caller's result is left as it was
+    assert logic.preview_cycle_from_results("PACS-4711", 1, 7.4, results) == []
+    with pytest.raises(InputError, match="cycle 1 is not 2"):
+        logic.preview_cycle_from_results("SN-900", 2, 7.4, results)
+
+
+def test_the_database_url_of_an_older_scene_is_removed_from_the_parameter_node():
+    scene = new_scene()
+    node = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "TrialTracker")
+    node.SetParameter("databaseUrl", "postgresql://trial:secret@db.example/trial")
+    node.SetParameter("patientId", "SN-900")
+    assert forget_scene_secrets(node) == ["databaseUrl"]
+    assert "databaseUrl" not in node.GetParameterNames() and node.GetParameter("patientId") == "SN-900"
+    assert forget_scene_secrets(node) == []

@@ -38,16 +38,82 @@ def recommendation_text(status: Dict[str, Any]) -> str:
                    f"GBq, between {nxt['earliest_date']} and {nxt['latest_date']}.{planning} ({nxt['reason']})")
 
 
+# Node attributes that mark what the Trial Tracker made, so that showing a patient (again, or another
+# patient; also after the module was reloaded or the scene saved and reopened) replaces the shown
+# table and plot instead of adding more nodes: the scene holds one patient's view at a time.
+PATIENT_ATTRIBUTE = "StartNet.TrialPatient"
+ROLE_ATTRIBUTE = "StartNet.TrialRole"  # "cycles" (the cycles table) or "plot" (chart, its series and tables)
+TAGGED_CLASSES = ("vtkMRMLTableNode", "vtkMRMLPlotChartNode", "vtkMRMLPlotSeriesNode")
+
+# Series colours (RGB 0-1): plot series are black unless coloured (vtkMRMLPlotSeriesNode.cxx, both 5.8.1/5.10.0)
+CUMULATIVE_COLOUR = (0.12, 0.47, 0.71)
+LIMIT_COLOUR = (0.84, 0.15, 0.16)
+PROJECTED_COLOUR = (1.0, 0.5, 0.05)
+
+# Parameters that older versions of the modules kept in the scene and that must not be saved with it
+SCENE_SECRET_PARAMETERS = ("databaseUrl",)
+
+
+def planning_numbers(status: Dict[str, Any]) -> Dict[str, str]:
+    """The next cycle's planning numbers as the panel shows them (label -> text).
+
+    ``probability_limit_exceeded`` (at the allowed maximum activity), ``max_activity_gbq_95``
+    (the activity that keeps it <= 5 %) and ``last_cycle_expected`` from
+    :func:`startnet.trial.summary.status`; activities are rounded down like the advice text.
+    """
+    nxt = status["next_cycle"]
+    probability = nxt.get("probability_limit_exceeded")
+    a95 = nxt.get("max_activity_gbq_95")
+    activity = nxt.get("max_activity_gbq") or 0.0
+    if not nxt["allowed"]:
+        return {"P(limit exceeded)": "-", "Max activity (95 %)": "-", "Last cycle expected": "-"}
+    return {
+        "P(limit exceeded)": ("not computed" if probability is None else
+                              f"{100.0 * probability:.1f} % at {floor_activity_gbq(activity, 2):.2f} GBq "
+                              f"(limit {status['limit_gy']:g} Gy)"),
+        "Max activity (95 %)": "not computed" if a95 is None else f"{floor_activity_gbq(a95, 2):.2f} GBq",
+        "Last cycle expected": "yes" if nxt.get("last_cycle_expected") else "no",
+    }
+
+
+def forget_scene_secrets(parameter_node) -> List[str]:
+    """Remove parameters that must not be saved with the scene (the trial database URL of older
+    versions) from a vtkMRMLScriptedModuleNode; returns the names removed."""
+    removed = []
+    for name in SCENE_SECRET_PARAMETERS:
+        if name in parameter_node.GetParameterNames():
+            parameter_node.UnsetParameter(name)
+            removed.append(name)
+    return removed
+
+
+def tagged_nodes(scene, role: str, patient_id: Optional[str] = None) -> List[Any]:
+    """The nodes the Trial Tracker made in this role (for this patient, if given), in the scene."""
+    found = []
+    for class_name in TAGGED_CLASSES:
+        nodes = scene.GetNodesByClass(class_name)
+        for i in range(nodes.GetNumberOfItems()):
+            node = nodes.GetItemAsObject(i)
+            if node.GetAttribute(ROLE_ATTRIBUTE) == role and patient_id in (None, node.GetAttribute(PATIENT_ATTRIBUTE)):
+                found.append(node)
+    return found
+
+
+def _tag(node, patient_id: str, role: str):
+    node.SetAttribute(PATIENT_ATTRIBUTE, patient_id)
+    node.SetAttribute(ROLE_ATTRIBUTE, role)
+    return node
+
+
 class TrialSceneLogic:
-    """Scene-bound trial operations (the scene holds the tables and the plot)."""
+    """Scene-bound trial operations (the scene holds the tables and the plot).
+
+    Opening a database never creates or upgrades it: that is :meth:`initialise` (the
+    administrator's ``startnet trial --db URL init``).
+    """
 
     def __init__(self, scene):
         self.scene = scene
-        self._plot_nodes: Dict[str, List[Any]] = {}  # patient -> nodes of its current plot
-
-    def _add(self, patient_id: str, node):
-        self._plot_nodes.setdefault(patient_id, []).append(node)
-        return node
 
     @staticmethod
     def _store(db_url: str, user: Optional[str] = None, initialise: bool = False):
@@ -59,18 +125,23 @@ class TrialSceneLogic:
         acting = current_user(user) if user else None
         return TrialStore.initialise(db_url, acting) if initialise else TrialStore.open(db_url, acting)
 
+    def initialise(self, db_url: str, user: Optional[str] = None) -> None:
+        """Create or upgrade the trial database (an administrator action, not done by the panel)."""
+        self._store(db_url, user, initialise=True).close()
+
     def enroll(self, db_url: str, patient_id: str, *, site: str, arm: int, enrolled: str,
                eligibility: Optional[Dict[str, Any]] = None, user: Optional[str] = None) -> Dict[str, Any]:
-        store = self._store(db_url, user, initialise=True)
+        store = self._store(db_url, user)
         try:
             return store.enroll(patient_id, site, int(arm), _parse_date(enrolled), eligibility)
         finally:
             store.close()
 
     def list_patients(self, db_url: str, site: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The patients of an existing trial database ("Connect": never creates one)."""
         from startnet.trial.summary import status
 
-        store = self._store(db_url, initialise=True)
+        store = self._store(db_url)
         try:
             rows = []
             for patient in store.patients(site):
@@ -93,37 +164,66 @@ class TrialSceneLogic:
             store.close()
 
     def show_patient(self, db_url: str, patient_id: str, table_node=None) -> Tuple[Any, str]:
-        """Fill a cycles table and a cumulative-dose plot; returns (table node, recommendation)."""
-        current = self.status(db_url, patient_id)
-        rows = [{column: cycle.get(column) for column in CYCLE_COLUMNS} for cycle in current["cycles"]]
-        table = table_from_records(self.scene, rows, f"Trial cycles {patient_id}", node=table_node,
-                                   columns=list(CYCLE_COLUMNS))
-        self.cumulative_dose_plot(current, table)
+        """Fill a cycles table and a cumulative-dose plot; returns (table node, recommendation).
+
+        Without ``table_node`` the cycles table of an earlier showing is refilled.
+        """
+        table, chart, current = self.show_patient_nodes(db_url, patient_id, table_node)
         return table, recommendation_text(current)
+
+    def show_patient_nodes(self, db_url: str, patient_id: str, table_node=None) -> Tuple[Any, Any, Dict[str, Any]]:
+        """(cycles table, cumulative-dose chart, status) of a patient, replacing the nodes of an earlier showing."""
+        current = self.status(db_url, patient_id)
+        patient = current["patient"]
+        if table_node is None:
+            earlier = tagged_nodes(self.scene, "cycles")
+            table_node = earlier[0] if earlier else None
+        rows = [{column: cycle.get(column) for column in CYCLE_COLUMNS} for cycle in current["cycles"]]
+        table = table_from_records(self.scene, rows, f"Trial cycles {patient}", node=table_node,
+                                   columns=list(CYCLE_COLUMNS))
+        table.SetName(f"Trial cycles {patient}")
+        _tag(table, patient, "cycles")
+        chart = self.cumulative_dose_plot(current, table)
+        return table, chart, current
 
     def cumulative_dose_plot(self, status: Dict[str, Any], table):
         """Plot chart: cumulative kidney dose per cycle, the limit, and the projected next cycle."""
         patient_id = status["patient"]
-        for node in self._plot_nodes.pop(patient_id, []):  # showing a patient again replaces its plot
-            if self.scene.IsNodePresent(node):
-                self.scene.RemoveNode(node)
-        projected = []
+        for node in tagged_nodes(self.scene, "plot"):  # the earlier plot (this or another patient) is replaced
+            self.scene.RemoveNode(node)
+
+        def add(node):
+            return _tag(node, patient_id, "plot")
+
+        n_cycles = len(status["cycles"])
+        limit_rows = [{"cycle": c, "limit_gy": status["limit_gy"]} for c in (0, max(n_cycles + 1, 1))]
+        limit_table = add(table_from_records(self.scene, limit_rows, f"Kidney limit {patient_id}"))
+        chart = add(add_chart(self.scene, f"Cumulative kidney dose {patient_id}",
+                              f"Cumulative kidney absorbed dose, {patient_id}", "cycle", "Gy"))
+        add(add_series(self.scene, chart, table, "cycle", "cumulative_kidney_gy", "cumulative kidney dose",
+                       marker="circle", colour=CUMULATIVE_COLOUR))
+        limit = add(add_series(self.scene, chart, limit_table, "cycle", "limit_gy",
+                               f"limit {status['limit_gy']:g} Gy", marker="none", colour=LIMIT_COLOUR))
+        limit.SetLineStyle(limit.LineStyleDash)
         nxt = status["next_cycle"]
         if nxt["allowed"] and nxt.get("planning_gy_per_gbq"):
-            projected = [{"cycle": nxt["cycle"], "projected_cumulative_gy": status["cumulative_kidney_gy"]
-                          + nxt["max_activity_gbq"] * nxt["planning_gy_per_gbq"]}]
-        limit_rows = [{"cycle": c, "limit_gy": status["limit_gy"]} for c in (0, max(len(status["cycles"]) + 1, 1))]
-        limit_table = self._add(patient_id, table_from_records(self.scene, limit_rows, "Kidney limit"))
-        chart = self._add(patient_id, add_chart(self.scene, f"Cumulative kidney dose {patient_id}",
-                                                "Cumulative kidney absorbed dose", "cycle", "Gy"))
-        for name, source, column, colour in (("cumulative", table, "cumulative_kidney_gy", (0.85, 0.3, 0.1)),
-                                             ("limit", limit_table, "limit_gy", (0.2, 0.2, 0.2))):
-            self._add(patient_id, add_series(self.scene, chart, source, "cycle", column, name, colour=colour))
-        if projected:
-            projected_table = self._add(patient_id, table_from_records(self.scene, projected, "Projected next cycle"))
-            self._add(patient_id, add_series(self.scene, chart, projected_table, "cycle", "projected_cumulative_gy",
-                                             "projected next cycle", marker="square"))
+            projected = status["cumulative_kidney_gy"] + nxt["max_activity_gbq"] * nxt["planning_gy_per_gbq"]
+            rows = [{"cycle": n_cycles, "projected_cumulative_gy": status["cumulative_kidney_gy"]}] if n_cycles \
+                else []
+            rows.append({"cycle": nxt["cycle"], "projected_cumulative_gy": projected})
+            projected_table = add(table_from_records(self.scene, rows, f"Projected next cycle {patient_id}"))
+            series = add(add_series(self.scene, chart, projected_table, "cycle", "projected_cumulative_gy",
+                                    "projected next cycle (max activity)", marker="square", colour=PROJECTED_COLOUR))
+            series.SetLineStyle(series.LineStyleDot)
         return chart
+
+    def preview_cycle_from_results(self, patient_id: str, cycle: int, activity_gbq: float,
+                                   results: Dict[str, Any]) -> List[str]:
+        """Warnings that recording this Dosimetry result would give; nothing is written."""
+        from startnet.trial.preview import preview_cycle_results
+
+        return preview_cycle_results(results, patient_id, int(cycle), float(activity_gbq),
+                                     "Dosimetry module (Slicer)")
 
     def record_cycle_from_results(self, db_url: str, patient_id: str, cycle: int, date: str, activity_gbq: float,
                                   results: Dict[str, Any], *, deviation_reason: Optional[str] = None,

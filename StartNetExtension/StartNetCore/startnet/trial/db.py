@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from startnet.errors import InputError
+from startnet.trial.urls import redact_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -48,9 +49,9 @@ def normalise_url(db: str) -> str:
     try:
         url = make_url(db)
     except ArgumentError as exc:
-        raise InputError(f"--db {db!r}: not a database URL ({exc})") from None
+        raise InputError(f"--db {redact_url(db)!r}: not a database URL ({exc})") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise InputError(f"--db {db!r}: only sqlite and postgresql databases are supported")
+        raise InputError(f"--db {redact_url(db)!r}: only sqlite and postgresql databases are supported")
     if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
         url = url.set(drivername="postgresql+psycopg")  # psycopg 3 (startnet[postgres]) is the driver we ship
         return url.render_as_string(hide_password=False)
@@ -68,8 +69,12 @@ def make_engine(db: str, must_exist: bool = True) -> Engine:
     url = normalise_url(db)
     path = sqlite_path(url)
     if path is not None:
-        if must_exist and not path.exists():
-            raise InputError(f"database {path} does not exist; create it with `startnet trial --db {path} init`")
+        if path.is_dir():
+            raise InputError(f"trial database {path} is a folder; give the path of the SQLite database file")
+        if must_exist and not path.is_file():
+            # opening never creates a database: a mistyped path must not become a new, empty trial
+            raise InputError(f"trial database {path} does not exist (check the path for a typo); a new database is "
+                             f"created only by the administrator: `startnet trial --db {path} init`")
         if not path.parent.is_dir():
             raise InputError(f"database {path}: folder {path.parent} does not exist")
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
@@ -133,15 +138,19 @@ def require_current_schema(engine: Engine) -> None:
     try:
         revision = current_revision(engine)
     except OperationalError as exc:
-        raise InputError(f"database {engine.url.render_as_string(hide_password=True)}: cannot be "
-                         f"opened ({_first_line(exc)})") from None
+        reason = _first_line(exc)
+        hint = (" (check the database name for a typo; a new trial database is created by the administrator, "
+                "then initialised with `startnet trial --db URL init`)" if "does not exist" in reason else "")
+        raise InputError(f"trial database {engine.url.render_as_string(hide_password=True)}: cannot be "
+                         f"opened ({reason}){hint}") from None
     head = head_revision()
     if revision != head:
         shown = engine.url.render_as_string(hide_password=True)
         if revision is None:
-            raise InputError(f"database {shown} is not a trial database yet; run `startnet trial --db ... init`")
-        raise InputError(f"database {shown} has schema revision {revision}, this software needs {head}; "
-                         f"run `startnet trial --db ... init` to upgrade it")
+            raise InputError(f"database {shown} is not a trial database yet; the administrator creates it with "
+                             f"`startnet trial --db {shown} init`")
+        raise InputError(f"trial database {shown} has schema revision {revision}, this software needs {head}; "
+                         f"the administrator upgrades it with `startnet trial --db {shown} init`")
 
 
 def _first_line(exc: BaseException) -> str:
