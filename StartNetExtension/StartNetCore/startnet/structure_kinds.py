@@ -1,7 +1,7 @@
 """What kind of structure a name denotes: one alias table for every per-kind parameter.
 
 Structure names come from users' segmentations ("Kidney_Left", "tumor 3", "liver lesion 2",
-"met_1"), so every table of per-kind parameters (radiobiology in ``cycle_analysis.BED_PARAMETERS``,
+"met_1"), so every table of per-kind parameters (radiobiology in ``cycle.analyse.BED_PARAMETERS``,
 population effective half-lives in ``kinetics.population``) looks the name up here first.
 
 Matching is case-insensitive. Tumour words win over organ words, so a lesion in the liver is a
