@@ -1,8 +1,10 @@
 """DosimetrySegmentation: kidneys, tumours and organs for dosimetry, and tools to validate them.
 
 Thin Slicer layer over :class:`startnet.mrml.segmentation_logic.SegmentationSceneLogic`
-(tested headless with slicer-core). Manual editing stays in Slicer's Segment Editor; the
-TotalSegmentator extension is used when installed (detected, never required).
+(tested headless with slicer-core). Segments are made at the reference CT's resolution (the
+segmentation's reference geometry is the CT), with standard names and terminology. Manual
+editing stays in Slicer's Segment Editor; the TotalSegmentator extension is used when installed
+(detected, never required).
 """
 
 import unittest
@@ -69,49 +71,67 @@ class DosimetrySegmentationWidget(StartNetModuleWidget):
 
     def updateGuiState(self, caller=None, event=None):
         p = self._parameterNode
-        images = bool(p and p.referenceCt and p.referenceSpect)
+        ct = bool(p and p.referenceCt)
+        images = ct and bool(p.referenceSpect)
         self.ui.autoSegmentButton.enabled = images
         self.ui.segmentFromSeedsButton.enabled = images and bool(p.seedPoints)
-        self.ui.totalSegmentatorButton.enabled = bool(p and p.referenceCt) and self.logic.totalSegmentatorAvailable()
-        self.ui.compareButton.enabled = bool(p and p.segmentation and p.comparisonSegmentation)
+        # segments are made at the reference CT's resolution: every action needs it
+        self.ui.importSegmentationButton.enabled = ct
+        self.ui.totalSegmentatorButton.enabled = ct and self.logic.totalSegmentatorAvailable()
+        self.ui.compareButton.enabled = ct and bool(p.segmentation and p.comparisonSegmentation)
 
     def _segmentationNode(self):
         p = self._parameterNode
         if not p.segmentation:
             p.segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Structures")
+            p.segmentation.CreateDefaultDisplayNodes()
         return p.segmentation
 
+    # Each handler does all its work inside ``tryWithErrorDisplay``: it shows the error and then
+    # re-raises (Slicer v5.8.1 and v5.10.0), so no statement after the ``with`` would run on error
+    # and none relies on a return value.
     def onAutoSegment(self):
         p = self._parameterNode
-        self.run("Automatic kidney segmentation failed.", self.logic.autoSegmentKidneys, p.referenceCt,
-                 p.referenceSpect, self._segmentationNode(), p.cortexOnly)
+        with slicer.util.tryWithErrorDisplay("Automatic kidney segmentation failed.", waitCursor=True):
+            self.logic.autoSegmentKidneys(p.referenceCt, p.referenceSpect, self._segmentationNode(), p.cortexOnly)
+            self._showLog()
 
     def onSegmentFromSeeds(self):
         p = self._parameterNode
-        self.run("Seeded segmentation failed.", self.logic.segmentFromSeeds, p.referenceCt, p.referenceSpect,
-                 p.seedPoints, self._segmentationNode(), p.cortexOnly, p.tumourThresholdPercent)
+        with slicer.util.tryWithErrorDisplay("Seeded segmentation failed.", waitCursor=True):
+            self.logic.segmentFromSeeds(p.referenceCt, p.referenceSpect, p.seedPoints, self._segmentationNode(),
+                                        p.cortexOnly, p.tumourThresholdPercent)
+            self._showLog()
 
     def onImport(self):
         import qt
 
         path = qt.QFileDialog.getOpenFileName(None, "Import segmentation", "",
                                               "Segmentations (*.seg.nrrd *.dcm *.nii *.nii.gz *.nrrd);;All files (*)")
-        if path:
-            p = self._parameterNode
-            self.run("Importing the segmentation failed.", self.logic.importSegmentation, path, p.referenceSpect,
-                     self._segmentationNode())
+        if not path:
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Importing the segmentation failed.", waitCursor=True):
+            self.logic.importSegmentation(path, p.referenceCt, self._segmentationNode())
+            self._showLog()
 
     def onTotalSegmentator(self):
         p = self._parameterNode
-        self.run("TotalSegmentator failed.", self.logic.runTotalSegmentator, p.referenceCt, self._segmentationNode())
+        with slicer.util.tryWithErrorDisplay("TotalSegmentator failed.", waitCursor=True):
+            self.logic.runTotalSegmentator(p.referenceCt, self._segmentationNode())
+            self._showLog()
 
     def onCompare(self):
         p = self._parameterNode
-        table = self.run("Comparison failed.", self.logic.compare, p.segmentation, p.comparisonSegmentation,
-                         p.referenceSpect, p.doseVolume, p.comparisonTable)
-        if table is not None:
+        with slicer.util.tryWithErrorDisplay("Comparison failed.", waitCursor=True):
+            table = self.logic.compare(p.segmentation, p.comparisonSegmentation, p.referenceCt, p.doseVolume,
+                                       p.comparisonTable)
             p.comparisonTable = table
             self.showTable(table)
+
+    def _showLog(self):
+        if self.logic.core.log:
+            slicer.util.showStatusMessage("; ".join(self.logic.core.log), 10000)
 
 
 class DosimetrySegmentationLogic(ScriptedLoadableModuleLogic):
@@ -131,23 +151,36 @@ class DosimetrySegmentationLogic(ScriptedLoadableModuleLogic):
         return self.core.segment_from_seeds(ctNode, spectNode, seedNode, segmentationNode, cortex_only=cortexOnly,
                                             tumour_threshold_percent=thresholdPercent)
 
-    def importSegmentation(self, path, referenceNode, segmentationNode):
-        return self.core.import_segmentation(path, referenceNode, segmentationNode)
+    def importSegmentation(self, path, ctNode, segmentationNode):
+        return self.core.import_segmentation(path, ctNode, segmentationNode)
 
-    def compare(self, segmentationA, segmentationB, referenceNode, doseNode=None, tableNode=None):
-        return self.core.compare(segmentationA, segmentationB, referenceNode, dose_node=doseNode, table_node=tableNode)
+    def compare(self, segmentationA, segmentationB, ctNode, doseNode=None, tableNode=None):
+        return self.core.compare(segmentationA, segmentationB, ctNode, dose_node=doseNode, table_node=tableNode)
 
     @staticmethod
     def totalSegmentatorAvailable():
         return hasattr(slicer.modules, "totalsegmentator")
 
     def runTotalSegmentator(self, ctNode, segmentationNode):
+        """Kidneys, liver, spleen and bladder from TotalSegmentator, merged into ``segmentationNode``.
+
+        Uses the extension's logic without its GUI; TotalSegmentator writes into a temporary node
+        (its reader removes all segments of its output node), then the wanted segments replace
+        the same-named segments of ``segmentationNode``; the user's other segments are kept.
+        """
         if not self.totalSegmentatorAvailable():
             raise RuntimeError("The TotalSegmentator extension is not installed (Extension Manager).")
-        logic = slicer.modules.totalsegmentator.widgetRepresentation().self().logic
-        logic.process(ctNode, segmentationNode, fast=True, task="total")
-        self.core.keep_dosimetry_structures(segmentationNode)
-        return segmentationNode
+        import TotalSegmentator
+
+        from startnet.mrml.segmentation_logic import DOSIMETRY_STRUCTURES
+        from startnet.mrml.totalsegmentator import run_totalsegmentator
+
+        merged = run_totalsegmentator(
+            slicer.mrmlScene, TotalSegmentator.TotalSegmentatorLogic(), ctNode,
+            lambda temporary: self.core.merge_segments(temporary, segmentationNode, ctNode, DOSIMETRY_STRUCTURES),
+            DOSIMETRY_STRUCTURES, log=lambda line: slicer.util.showStatusMessage(line),
+        )
+        return merged
 
 
 class DosimetrySegmentationTest(ScriptedLoadableModuleTest):

@@ -76,16 +76,3 @@ def test_seed_labels_are_checked():
         seed_kind("heart")
     with pytest.raises(InputError, match="kidney_left or kidney_right"):
         seed_kind("kidney")
-
-
-def test_keep_dosimetry_structures_renames_and_prunes(phantom):
-    scene = new_scene()
-    reference = phantom.timepoints[0].spect_bqml
-    masks = {"kidney_left": _truth_mask(phantom, "kidney_left", reference),
-             "Liver": _truth_mask(phantom, "liver", reference),
-             "lung_left": _truth_mask(phantom, "lung_left", reference)}
-    from startnet.mrml.segmentations import masks_to_segmentation
-
-    node = masks_to_segmentation(scene, masks, reference)
-    kept = SegmentationSceneLogic(scene).keep_dosimetry_structures(node)
-    assert sorted(kept) == ["kidney_left", "liver"] and sorted(segment_names(node)) == ["kidney_left", "liver"]

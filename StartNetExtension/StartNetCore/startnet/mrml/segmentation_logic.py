@@ -1,23 +1,29 @@
 """DosimetrySegmentation's logic on MRML: seeded/automatic segmentation, import, comparison.
 
-Masks are made on the reference SPECT grid (the dosimetry grid) and stored as segments named
-with the pipeline's names (kidney_left, kidney_right, liver, spleen, tumour_N). Used by the
-DosimetrySegmentation module; tested headless with slicer-core.
+Segments live at the reference CT's resolution: the segmentation's reference geometry is the
+reference CT (Segment Editor edits on the CT grid, not on 4.8 mm SPECT voxels). The seeded and
+automatic methods segment on the SPECT grid (where they were tuned) and their masks are brought
+onto the CT grid (:func:`startnet.segmentation.mask_on_grid`). Segments get the pipeline's names
+(kidney_left, kidney_right, liver, spleen, urinary_bladder, tumour_N) and Slicer's standard
+terminology; re-running replaces the segments of the same name and keeps every other segment.
+Used by the DosimetrySegmentation module; tested headless with slicer-core.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from startnet.errors import InputError
+from startnet.mrml.segmentation_export import set_reference_geometry
 from startnet.mrml.segmentations import masks_to_segmentation, segmentation_to_masks
 from startnet.mrml.tables import table_from_records
 from startnet.mrml.volumes import volume_to_sitk
 
-# Segments worth keeping from a whole-body automatic segmentation (TotalSegmentator names).
+# Segments worth keeping from a whole-body automatic segmentation (TotalSegmentator class names,
+# which are also the pipeline's names).
 DOSIMETRY_STRUCTURES = ("kidney_left", "kidney_right", "liver", "spleen", "urinary_bladder")
 COMPARISON_COLUMNS = ("name", "dice", "jaccard", "hd95_mm", "mean_surface_distance_mm", "volume_a_ml",
                       "volume_b_ml", "volume_difference_ml", "volume_difference_percent", "mean_dose_a_gy",
@@ -40,13 +46,20 @@ def seed_kind(label: str) -> Tuple[str, str]:
     raise InputError(f"seed '{label}': expected a label kidney_left, kidney_right, liver, spleen or tumour_N")
 
 
-def _replace_segments(scene, segmentation_node, masks: Dict[str, np.ndarray], reference) -> None:
+def replace_segments(scene, segmentation_node, masks: Dict[str, np.ndarray], reference) -> None:
+    """Write ``masks`` (on ``reference``'s grid) as segments, replacing only segments of the same names."""
     segmentation = segmentation_node.GetSegmentation()
     for name in masks:
         segment_id = segmentation.GetSegmentIdBySegmentName(name)
-        if segment_id:
+        while segment_id:
             segmentation.RemoveSegment(segment_id)
+            segment_id = segmentation.GetSegmentIdBySegmentName(name)
     masks_to_segmentation(scene, masks, reference, node=segmentation_node)
+
+
+def _check_reference_ct(ct_node) -> None:
+    if ct_node is None:
+        raise InputError("select the reference CT: segments are made at its resolution")
 
 
 class SegmentationSceneLogic:
@@ -54,12 +67,24 @@ class SegmentationSceneLogic:
         self.scene = scene
         self.log: List[str] = []
 
+    def _on_ct_grid(self, ct_node, segmentation_node, ct, masks: Dict[str, np.ndarray]) -> None:
+        """SPECT-grid segmentation results -> segments at the reference CT's resolution."""
+        from startnet.segmentation import mask_on_grid
+
+        set_reference_geometry(segmentation_node, ct_node)
+        on_ct = OrderedDict((name, mask_on_grid(image, ct)) for name, image in masks.items())
+        for name, mask in on_ct.items():
+            if not mask.any():
+                raise InputError(f"{name}: the segment does not overlap the reference CT")
+        replace_segments(self.scene, segmentation_node, on_ct, ct)
+
     def auto_segment_kidneys(self, ct_node, spect_node, segmentation_node, *, cortex_only: bool = False):
         """Propose kidney seeds from SPECT uptake and CT, segment them; log says how confident."""
         from startnet.segmentation import find_kidney_seeds, segment_kidney_from_seed
 
+        _check_reference_ct(ct_node)
         ct, spect = volume_to_sitk(ct_node), volume_to_sitk(spect_node)
-        masks: Dict[str, np.ndarray] = OrderedDict()
+        masks = OrderedDict()
         self.log = []
         for proposal in find_kidney_seeds(ct, spect):
             if proposal.seed_lps is None:
@@ -67,11 +92,11 @@ class SegmentationSceneLogic:
                 continue
             result = segment_kidney_from_seed(ct, spect, proposal.seed_lps, cortex_only=cortex_only,
                                               name=proposal.side)
-            masks[proposal.side] = result.array
+            masks[proposal.side] = result.mask
             self.log.append(f"{proposal.side}: {result.volume_ml:.0f} mL, confidence {proposal.confidence}")
         if not masks:
             raise InputError("no kidney found automatically; place seed points and use 'Segment from seed points'")
-        _replace_segments(self.scene, segmentation_node, masks, spect)
+        self._on_ct_grid(ct_node, segmentation_node, ct, masks)
         return segmentation_node
 
     def segment_from_seeds(self, ct_node, spect_node, seed_node, segmentation_node, *, cortex_only: bool = False,
@@ -79,10 +104,11 @@ class SegmentationSceneLogic:
         """One segment per seed point; the point's label names the structure."""
         from startnet.segmentation import segment_kidney_from_seed, segment_organ_from_seed, segment_tumour_from_seed
 
+        _check_reference_ct(ct_node)
         if seed_node is None or seed_node.GetNumberOfControlPoints() == 0:
             raise InputError("place at least one seed point (label it kidney_left, tumour_1, liver ...)")
         ct, spect = volume_to_sitk(ct_node), volume_to_sitk(spect_node)
-        masks: Dict[str, np.ndarray] = OrderedDict()
+        masks = OrderedDict()
         self.log = []
         for i in range(seed_node.GetNumberOfControlPoints()):
             ras = [0.0, 0.0, 0.0]
@@ -96,52 +122,72 @@ class SegmentationSceneLogic:
                                                   threshold_fraction=tumour_threshold_percent / 100.0)
             else:
                 result = segment_organ_from_seed(ct, spect, lps, name, name=name)
-            masks[name] = result.array
+            masks[name] = result.mask
             self.log.append(f"{name}: {result.volume_ml:.1f} mL ({result.method})")
-        _replace_segments(self.scene, segmentation_node, masks, spect)
+        self._on_ct_grid(ct_node, segmentation_node, ct, masks)
         return segmentation_node
 
     def import_segmentation(self, path: str, reference_node, segmentation_node):
-        """Segments of a .seg.nrrd / DICOM SEG / labelmap file, on the reference grid."""
+        """Segments of a .seg.nrrd / DICOM SEG / labelmap file, on the reference CT's grid."""
         from startnet.segmentation import load_segmentation
 
+        _check_reference_ct(reference_node)
         reference = volume_to_sitk(reference_node)
         loaded = load_segmentation(path, reference)
-        _replace_segments(self.scene, segmentation_node, dict(loaded.masks), reference)
+        set_reference_geometry(segmentation_node, reference_node)
+        replace_segments(self.scene, segmentation_node, dict(loaded.masks), reference)
         self.log = [f"imported {len(loaded.masks)} segments from {path}"]
         return segmentation_node
 
-    def keep_dosimetry_structures(self, segmentation_node) -> List[str]:
-        """Rename segments to pipeline names and remove those dosimetry does not use."""
+    def merge_segments(self, source_node, segmentation_node, reference_node,
+                       structures: Sequence[str] = DOSIMETRY_STRUCTURES) -> List[str]:
+        """Copy the ``structures`` of ``source_node`` (e.g. a TotalSegmentator result) into ``segmentation_node``.
+
+        A source segment is matched by its ID or its name (TotalSegmentator uses the class name as
+        ID and may name the segment "left kidney"); it is written under the standard name, with
+        the standard terminology, at ``reference_node``'s (the CT's) resolution. Only segments of
+        those names are replaced in ``segmentation_node``; its other segments are kept. Returns
+        the names merged.
+        """
         from startnet.segmentation import canonical_name
 
-        segmentation = segmentation_node.GetSegmentation()
-        kept = []
-        for segment_id in list(segmentation.GetSegmentIDs()):
-            segment = segmentation.GetSegment(segment_id)
-            name = canonical_name(segment.GetName())
-            if name in DOSIMETRY_STRUCTURES or name.startswith("tumour"):
-                segment.SetName(name)
-                kept.append(name)
-            else:
-                segmentation.RemoveSegment(segment_id)
-        return kept
+        _check_reference_ct(reference_node)
+        source = source_node.GetSegmentation()
+        wanted: Dict[str, str] = OrderedDict()
+        for i in range(source.GetNumberOfSegments()):
+            segment_id = source.GetNthSegmentID(i)
+            for key in (segment_id, canonical_name(source.GetSegment(segment_id).GetName())):
+                if key in structures and key not in wanted:
+                    wanted[key] = segment_id
+                    break
+        if not wanted:
+            raise InputError(f"'{source_node.GetName()}' has none of the structures {list(structures)}")
+        reference = volume_to_sitk(reference_node)
+        all_masks = segmentation_to_masks(self.scene, source_node, reference)
+        names = {source.GetSegment(segment_id).GetName(): name for name, segment_id in wanted.items()}
+        masks = OrderedDict((names[n], m) for n, m in all_masks.items() if n in names and m.any())
+        set_reference_geometry(segmentation_node, reference_node)
+        replace_segments(self.scene, segmentation_node, masks, reference)
+        self.log = [f"{name}: {float(mask.sum()) * _voxel_ml(reference):.0f} mL" for name, mask in masks.items()]
+        return list(masks)
 
     def compare(self, segmentation_a, segmentation_b, reference_node, *, dose_node=None, table_node=None):
-        """Per-segment agreement (Dice, Jaccard, HD95, MSD, volume and mean-dose differences) as a table."""
+        """Per-segment agreement (Dice, Jaccard, HD95, MSD, volume and mean-dose differences) as a table.
+
+        The masks are compared on ``reference_node``'s grid (the reference CT, where the segments
+        are made), or on the dose map's grid when one is given (mean doses need it).
+        """
+        from startnet.mrml.segmentation_export import segmentation_labelmap_on_geometry
         from startnet.segmentation import compare_segmentations
 
-        reference = volume_to_sitk(reference_node)
-        a = segmentation_to_masks(self.scene, segmentation_a, reference)
-        b = segmentation_to_masks(self.scene, segmentation_b, reference)
-        dose = None
-        if dose_node is not None:
-            from startnet.mrml.volumes import volume_geometry
-
-            if volume_geometry(dose_node).size_ijk != tuple(reference.GetSize()):
-                raise InputError("the dose map must be on the reference grid (same size) to compare mean doses")
-            dose = volume_to_sitk(dose_node)
-        rows = compare_segmentations(a, b, spacing_mm=reference.GetSpacing(), dose_gy=dose)
+        grid_node = dose_node if dose_node is not None else reference_node
+        if grid_node is None:
+            raise InputError("select the reference CT (or a dose map) to compare the segmentations on")
+        a = segmentation_labelmap_on_geometry(self.scene, segmentation_a, grid_node)
+        b = segmentation_labelmap_on_geometry(self.scene, segmentation_b, grid_node)
+        reference = a.reference
+        dose = volume_to_sitk(dose_node) if dose_node is not None else None
+        rows = compare_segmentations(a.masks, b.masks, spacing_mm=reference.GetSpacing(), dose_gy=dose)
         if not rows:
             raise InputError("the two segmentations share no segment name")
         records = [{c: row.to_dict().get(c) for c in COMPARISON_COLUMNS} for row in rows]
@@ -149,3 +195,7 @@ class SegmentationSceneLogic:
                                   columns=list(COMPARISON_COLUMNS))
 
 
+
+
+def _voxel_ml(image) -> float:
+    return float(np.prod(image.GetSpacing())) / 1000.0

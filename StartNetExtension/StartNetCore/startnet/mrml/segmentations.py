@@ -67,7 +67,13 @@ def masks_to_segmentation(
         node.CreateDefaultDisplayNodes()
     segmentation = node.GetSegmentation()
     labelmap_name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
-    segmentation.SetSourceRepresentationName(labelmap_name)
+    if segmentation.GetSourceRepresentationName() != labelmap_name:
+        if segmentation.GetNumberOfSegments() > 0:
+            # Switching the source name alone would invalidate (drop) the existing segments' closed
+            # surfaces / planar contours (vtkSegmentation::SetSourceRepresentationName, v5.8.1 and
+            # v5.10.0): convert them to labelmaps first, on the reference grid.
+            _convert_to_labelmap(segmentation, geometry)
+        segmentation.SetSourceRepresentationName(labelmap_name)
     for index, (segment_name, mask) in enumerate(masks.items()):
         mask = np.asarray(mask)
         if mask.shape != expected_shape:
@@ -80,9 +86,53 @@ def masks_to_segmentation(
         segment.SetName(segment_name)
         colour = (colours or {}).get(segment_name) or default_colour(segment_name, index)
         segment.SetColor(*[float(c) for c in colour])
+        set_terminology(segment, segment_name)
         segment.AddRepresentation(labelmap_name, _oriented_mask(mask.astype(bool), geometry))
         segmentation.AddSegment(segment, segment_name)
     return node
+
+
+def _extent(geometry: ImageGeometry) -> list:
+    x, y, z = (int(n) for n in geometry.size_ijk)
+    return [0, x - 1, 0, y - 1, 0, z - 1]
+
+
+def _convert_to_labelmap(segmentation, geometry: ImageGeometry) -> None:
+    labelmap_name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    segmentation.SetConversionParameter(
+        slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(),
+        slicer.vtkSegmentationConverter.SerializeImageGeometry(_vtk_matrix(geometry.ijk_to_ras_matrix()),
+                                                               _extent(geometry)),
+    )
+    if not segmentation.CreateRepresentation(labelmap_name, True):
+        raise GeometryError("the segmentation's segments could not be converted to a binary labelmap")
+
+
+def set_terminology(segment, name: str) -> bool:
+    """Tag a segment with the standard terminology of ``name`` (kidney_left, tumour_1...); False if none.
+
+    ``vtkSegment.SetTag(GetTerminologyEntryTagName(), entry)`` exists in v5.8.1 and v5.10.0
+    (``vtkSegment.SetTerminology`` only from 5.10).
+    """
+    from startnet.segmentation.terminology import terminology_entry
+
+    entry = terminology_entry(name)
+    if entry is None:
+        return False
+    segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), entry)
+    return True
+
+
+def segment_terminology(segmentation_node) -> Dict[str, str]:
+    """Segment name -> serialized terminology entry ("" when the segment has none)."""
+    segmentation = segmentation_node.GetSegmentation()
+    out = {}
+    for i in range(segmentation.GetNumberOfSegments()):
+        segment = segmentation.GetNthSegment(i)
+        value = vtk.reference("")
+        found = segment.GetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), value)
+        out[segment.GetName()] = str(value) if found else ""
+    return out
 
 
 def segment_names(segmentation_node) -> list:

@@ -14,6 +14,8 @@ Contract used by the pipeline (images SimpleITK, LPS, mm; masks numpy (z, y, x) 
 * :class:`Segmentation`: reference grid image, ordered ``masks`` name -> bool array, ``colors``,
   optional ``fractions``; ``mask(name)``, ``mask_image(name)``, ``volume_ml(name)``, ``labelmap()``.
 * ``compare_segmentations(a, b, spacing_mm=None, dose_gy=None) -> list[SegmentComparison]``.
+* ``mask_on_grid(mask_image, reference) -> bool array``: a SPECT-grid mask on the CT grid (where
+  Slicer edits segments); ``terminology_entry(name)``: Slicer's terminology tag of a standard name.
 * ``RecoveryCurve`` and ``recovery_coefficient(volume_ml, camera="default")`` (partial volume).
 
 Errors: InputError for a seed outside the body, an empty segment, an unknown label or name;
@@ -34,6 +36,8 @@ _EXPORTS = {
     "canonical_name": "startnet.segmentation.container",
     "load_segmentation": "startnet.segmentation.io",
     "resample_mask": "startnet.segmentation.io",
+    "mask_on_grid": "startnet.segmentation.grid",
+    "terminology_entry": "startnet.segmentation.terminology",
     "RecoveryCurve": "startnet.segmentation.recovery",
     "load_recovery_curves": "startnet.segmentation.recovery",
     "recovery_coefficient": "startnet.segmentation.recovery",
@@ -56,12 +60,14 @@ __all__ = [
     "format_table",
     "load_recovery_curves",
     "load_segmentation",
+    "mask_on_grid",
     "recovery_coefficient",
     "resample_mask",
     "segment_kidney_from_seed",
     "segment_organ_from_seed",
     "segment_tumour_from_seed",
     "sphere_recovery_coefficient",
+    "terminology_entry",
 ]
 
 
