@@ -15,11 +15,13 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
+import numpy as np
 import SimpleITK as sitk
 
 from startnet.dicomio import Cycle, Timepoint
 from startnet.errors import InputError
 from startnet.mrml import cycle_state as state
+from startnet.mrml.geometry import matrix_to_sitk_affine, sitk_transform_to_matrix
 from startnet.mrml.transforms import transform_from_world_to_sitk
 from startnet.mrml.volumes import volume_to_sitk
 from startnet.physics.lu177 import LU177
@@ -115,7 +117,11 @@ def transforms_from_scene(cycle_node, reference_index: int,
     if reference_transform is not None and not reference_transform.IsLinear():
         raise InputError(f"the reference time point's SPECT '{reference_spect.GetName()}' is under a non-linear "
                          "transform; the reference must stay rigid (move the other time points instead)")
-    to_reference_world = reference_transform.GetInverse() if reference_transform is not None else None
+    to_reference_world = None  # reference points -> world (None: the reference is not moved)
+    if reference_transform is not None:
+        matrix = sitk_transform_to_matrix(reference_transform)
+        if not np.allclose(matrix, np.eye(4), atol=1e-9):
+            to_reference_world = np.linalg.inv(matrix)
     transforms: List[Optional[sitk.Transform]] = []
     for index in range(count):
         spect = state.timepoint_node(cycle_node, "spect", index)
@@ -130,13 +136,19 @@ def transforms_from_scene(cycle_node, reference_index: int,
         # the field of a non-linear transform is sampled where the reference points land in the world
         world_grid = _padded(reference_grid)
         transform = _from_world(spect, world_grid, what)
-        if to_reference_world is None:
-            transforms.append(transform)
-        elif transform is None:
-            transforms.append(to_reference_world)
-        else:
-            transforms.append(sitk.CompositeTransform([transform, to_reference_world]))
+        transforms.append(_after_reference(transform, to_reference_world))
     return transforms
+
+
+def _after_reference(transform: Optional[sitk.Transform], to_reference_world) -> Optional[sitk.Transform]:
+    """``transform`` (world -> time point) applied after reference -> world; one affine when both are linear."""
+    if to_reference_world is None:
+        return transform
+    if transform is None:
+        return matrix_to_sitk_affine(to_reference_world)
+    if transform.IsLinear():
+        return matrix_to_sitk_affine(sitk_transform_to_matrix(transform) @ to_reference_world)
+    return sitk.CompositeTransform([transform, matrix_to_sitk_affine(to_reference_world)])
 
 
 def cycle_inputs_from_scene(scene, cycle_node=None, segmentation_node=None) -> SceneCycleInputs:
