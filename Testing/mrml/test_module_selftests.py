@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from startnet.mrml import cycle_state as state
 from startnet.mrml.cycle_logic import CycleSceneLogic
 from startnet.mrml.scene import new_scene
 from startnet.mrml.segmentation_logic import SegmentationSceneLogic
@@ -43,7 +44,7 @@ def test_registration_self_test_recovers_the_known_motion(tmp_path):
         assert a["error_mm"] < REGISTRATION_TOLERANCE_MM and a["rotation_error_deg"] < 0.5
 
     # control: a transform moved by hand by 3 mm is reported as 3 mm off
-    transform_node = next(t["transform_node"] for t in logic.timepoints if "transform_node" in t)
+    transform_node = state.timepoint_node(logic.cycle_node, "transform", 0)
     matrix = transform_node.GetMatrixTransformFromParent()
     matrix.SetElement(0, 3, matrix.GetElement(0, 3) + 3.0)
     transform_node.SetMatrixTransformFromParent(matrix)

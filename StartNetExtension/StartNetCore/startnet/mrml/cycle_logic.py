@@ -1,140 +1,118 @@
-"""TimepointRegistration's logic on MRML: load a cycle's time points, register them, review.
+"""TimepointRegistration's logic on MRML: load a cycle, register it in the scene, review it.
 
-Nodes created: per time point a CT and a SPECT (Bq/mL) volume with attributes (hours p.i.,
-series UID), a linear transform node per time point (reference -> time point, shown by placing
-the time point's CT under it), the SPECTs resampled onto the reference grid, and a quality
-table. Used by the TimepointRegistration and Dosimetry modules; tested headless with slicer-core.
+All state lives in the scene (the cycle node of :mod:`startnet.mrml.cycle_state`), so this object
+holds only the scene and the cycle node it works on; after a scene reload it finds the cycle node
+again. Steps: :mod:`startnet.mrml.cycle_load` (folder or DICOM file lists -> volumes in the subject
+hierarchy), :mod:`startnet.mrml.cycle_register` (one transform node per time point, quality
+table). Used by the TimepointRegistration module; tested headless with slicer-core.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
+import SimpleITK as sitk
 
+from startnet.dicomio import Overrides
 from startnet.errors import InputError
-from startnet.mrml.tables import table_from_records
-from startnet.mrml.transforms import sitk_to_transform_node
-from startnet.mrml.volumes import set_volume_attributes, sitk_to_volume
+from startnet.mrml import cycle_state as state
+from startnet.mrml.cycle_load import LoadedCycle, hours_post_injection, load_cycle_into_scene, timepoint_layers
+from startnet.mrml.cycle_register import register_in_scene
+from startnet.mrml.tables import records_from_table
+from startnet.mrml.volumes import sitk_to_volume, volume_to_sitk
 
-QUALITY_COLUMNS = ("index", "hours_post_injection", "reference", "translation_mm", "rotation_deg",
-                   "metric_before", "metric_after", "body_overlap_dice", "activity_outside_fov_fraction",
-                   "warnings")
+Progress = Optional[Callable[[float, str], None]]
 
 
 class CycleSceneLogic:
     def __init__(self, scene):
         self.scene = scene
-        self.cycle = None
-        self.timepoints: List[Dict[str, Any]] = []  # per time point: nodes and data
-        self.registrations: List[Any] = []
-        self.reference_index: Optional[int] = None
+        self._cycle_node = None
+        self.loaded: Optional[LoadedCycle] = None
 
-    def load_cycle(self, input_dir: str, *, calibration_cps_per_mbq: Optional[float] = None,
-                   progress: Optional[Callable[[float, str], None]] = None) -> str:
-        """Load every time point; returns a one-paragraph summary."""
-        from startnet.dicomio import Overrides, load_cycle
+    @property
+    def cycle_node(self):
+        node = self._cycle_node
+        if node is None or self.scene.GetNodeByID(node.GetID()) is not node:
+            node = self._cycle_node = state.find_cycle_node(self.scene)
+        return node
 
-        if progress:
-            progress(0.05, "reading DICOM")
-        self.cycle = load_cycle(input_dir, overrides=Overrides(calibration_cps_per_mbq=calibration_cps_per_mbq))
-        self.timepoints, self.registrations, self.reference_index = [], [], None
-        n = len(self.cycle.timepoints)
-        for index, tp in enumerate(self.cycle.timepoints):
-            label = f"{tp.hours_post_injection:.1f} h"
-            spect = sitk_to_volume(self.scene, tp.spect_bqml, f"SPECT {label} (Bq/mL)")
-            set_volume_attributes(spect, {"startnet.hours_post_injection": tp.hours_post_injection,
-                                          "startnet.units": "Bq/mL", "DICOM.SeriesInstanceUID": tp.spect_series_uid})
-            ct = None
-            if tp.ct_hu is not None:
-                ct = sitk_to_volume(self.scene, tp.ct_hu, f"CT {label}")
-                set_volume_attributes(ct, {"startnet.hours_post_injection": tp.hours_post_injection,
-                                           "DICOM.SeriesInstanceUID": tp.ct_series_uid or ""})
-            self.timepoints.append({"index": index, "hours": tp.hours_post_injection, "spect_node": spect,
-                                    "ct_node": ct, "timepoint": tp})
-            if progress:
-                progress(0.1 + 0.9 * (index + 1) / n, f"loaded time point {index + 1}/{n}")
-        hours = ", ".join(f"{t['hours']:.1f} h" for t in self.timepoints)
-        warnings = "".join(f"\nwarning: {w}" for w in self.cycle.warnings)
-        return (f"{n} time points ({hours}) of patient {self.cycle.patient_id}; injected "
-                f"{self.cycle.injected_activity_mbq:.0f} MBq at {self.cycle.injection_datetime:%Y-%m-%d %H:%M} UTC"
-                + warnings)
+    def load_cycle(self, source: Union[str, Sequence[str]], *, calibration_cps_per_mbq: Optional[float] = None,
+                   reference_index: Optional[int] = None, progress: Progress = None) -> str:
+        """Load every time point (folder or list of DICOM files); returns a one-paragraph summary."""
+        overrides = Overrides(calibration_cps_per_mbq=calibration_cps_per_mbq)
+        source = [str(f) for f in source] if isinstance(source, (list, tuple)) else str(source)
+        self.loaded = load_cycle_into_scene(self.scene, source, overrides, reference_index=reference_index,
+                                            progress=progress)
+        self._cycle_node = self.loaded.cycle_node
+        return self.loaded.summary
 
-    def _reference(self, reference_index: Optional[int]) -> int:
-        from startnet.cycle.run import choose_reference
+    def timepoint_count(self) -> int:
+        node = self.cycle_node
+        return state.timepoint_count(node) if node is not None else 0
 
-        if not self.timepoints:
-            raise InputError("load a cycle first")
-        return choose_reference([t["hours"] for t in self.timepoints], reference_index)
+    def hours(self) -> List[float]:
+        node = self.cycle_node
+        return hours_post_injection(node) if node is not None else []
+
+    def reference_index(self) -> int:
+        return state.reference_index(state.require_cycle_node(self.scene, self.cycle_node))
 
     def reference_ct_node(self, reference_index: Optional[int] = None):
-        return self.timepoints[self._reference(reference_index)]["ct_node"]
+        node = state.require_cycle_node(self.scene, self.cycle_node)
+        index = state.reference_index(node) if reference_index is None else reference_index
+        return state.timepoint_node(node, "ct", index)
 
-    def register(self, reference_index: Optional[int] = None, *, deformable: bool = False,
-                 progress: Optional[Callable[[float, str], None]] = None):
-        """Register all time points onto the reference; returns the quality table node."""
-        from startnet.cycle.run import registration_entry
-        from startnet.registration import register_cycle
+    def reference_layers(self):
+        """(background CT, foreground SPECT) of the reference time point: what the widget shows fused."""
+        return self.timepoint_layers(self.reference_index())
 
-        reference = self._reference(reference_index)
-        if any(t["timepoint"].ct_hu is None for t in self.timepoints):
-            raise InputError("every time point needs its CT for registration; a CT is missing in this cycle")
+    def timepoint_layers(self, index: int):
+        return timepoint_layers(self.scene, index, self.cycle_node)
 
-        def report(done: int, total: int) -> None:
-            if progress:
-                progress(done / total, f"registered {done}/{total}")
+    def register(self, reference_index: Optional[int] = None, *, deformable: bool = False, progress: Progress = None):
+        """Register all time points onto the reference in the scene; returns the quality table node."""
+        return register_in_scene(self.scene, self.cycle_node, reference_index, deformable=deformable,
+                                 progress=progress)
 
-        self.registrations = register_cycle([t["timepoint"].ct_hu for t in self.timepoints],
-                                            [t["timepoint"].spect_bqml for t in self.timepoints], reference,
-                                            deformable=deformable, check_images=True, progress=report)
-        self.reference_index = reference
-        rows = []
-        for t, registration in zip(self.timepoints, self.registrations):
-            entry = registration_entry(registration)
-            if not registration.is_reference and registration.rigid is not None:
-                t["transform_node"] = sitk_to_transform_node(self.scene, registration.rigid.transform,
-                                                             f"Reference to {t['hours']:.1f} h")
-                t["ct_node"].SetAndObserveTransformNodeID(t["transform_node"].GetID())
-            t["registered_spect_node"] = sitk_to_volume(self.scene, registration.spect_on_reference,
-                                                        f"SPECT {t['hours']:.1f} h on reference (Bq/mL)")
-            t["registration"] = registration
-            rows.append({
-                "index": entry["index"], "hours_post_injection": round(t["hours"], 2), "reference": entry["reference"],
-                "translation_mm": " ".join(f"{v:.2f}" for v in entry["translation_mm"]),
-                "rotation_deg": " ".join(f"{v:.2f}" for v in entry["rotation_deg"]),
-                "metric_before": entry.get("metric_before"), "metric_after": entry.get("metric_after"),
-                "body_overlap_dice": entry.get("body_overlap_dice"),
-                "activity_outside_fov_fraction": entry["activity_outside_fov_fraction"],
-                "warnings": "; ".join(entry["warnings"]
-                                      + (["B-spline refinement used for the SPECT; the CT is shown with its rigid "
-                                          "part"] if registration.deformable is not None else [])
-                                      + (["IMPLAUSIBLE"] if registration.implausible else [])),
-            })
-        return table_from_records(self.scene, rows, "Registration quality", columns=list(QUALITY_COLUMNS))
+    def has_registration(self) -> bool:
+        node = self.cycle_node
+        return node is not None and state.quality_table_node(node) is not None
 
     def quality_summary(self) -> str:
+        node = self.cycle_node
+        table = state.quality_table_node(node) if node is not None else None
+        if table is None:
+            return ""
         lines = []
-        for t in self.timepoints:
-            registration = t.get("registration")
-            if registration is None or registration.is_reference:
+        for row in records_from_table(table):
+            if row["reference"] in (True, "True"):
                 continue
-            rigid = registration.rigid
-            moved = float(np.linalg.norm(rigid.translation_mm)) if rigid is not None else 0.0
-            flag = "  IMPLAUSIBLE: check it" if registration.implausible else ""
-            lines.append(f"{t['hours']:.1f} h: moved {moved:.1f} mm, rotation {rigid.rotation_angle_deg:.2f} deg{flag}")
+            moved = float(np.linalg.norm([float(v) for v in str(row["translation_mm"]).split()]))
+            flag = "  IMPLAUSIBLE: check it" if "IMPLAUSIBLE" in str(row["warnings"]) else ""
+            lines.append(f"{float(row['hours_post_injection']):.1f} h: moved {moved:.1f} mm, rotation "
+                         f"{row['rotation_deg']} deg{flag}")
         return "\n".join(lines)
 
     def check_image_node(self, index: Optional[int] = None):
-        """Checkerboard of the reference CT and one registered CT (default: the latest time point)."""
+        """Checkerboard of the reference CT and one time point's CT through its CURRENT scene transform."""
+        from startnet.mrml.cycle_inputs import transforms_from_scene
         from startnet.registration import checkerboard
 
-        if not self.registrations:
+        node = state.require_cycle_node(self.scene, self.cycle_node)
+        if not self.has_registration():
             raise InputError("register the time points first")
-        candidates = [r for r in self.registrations if not r.is_reference]
-        if not candidates:
+        reference = state.reference_index(node)
+        others = [i for i in range(state.timepoint_count(node)) if i != reference]
+        if not others:
             raise InputError("only one time point: nothing to check")
-        chosen = candidates[-1] if index is None else self.registrations[index]
-        reference_ct = self.timepoints[self.reference_index]["timepoint"].ct_hu
-        image = checkerboard(reference_ct, chosen.ct_on_reference)
-        hours = self.timepoints[chosen.index]["hours"]
-        return sitk_to_volume(self.scene, image, f"Check image reference vs {hours:.1f} h")
+        chosen = others[-1] if index is None else int(index)
+        reference_ct = volume_to_sitk(state.timepoint_node(node, "ct", reference), harden_parent_transform=False)
+        moving_ct = volume_to_sitk(state.timepoint_node(node, "ct", chosen), harden_parent_transform=False)
+        transform = transforms_from_scene(node, reference, reference_ct)[chosen] or sitk.Euler3DTransform()
+        on_reference = sitk.Resample(moving_ct, reference_ct, transform, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+        image = checkerboard(reference_ct, on_reference)
+        name = f"Check image reference vs {self.hours()[chosen]:.1f} h"
+        existing = self.scene.GetFirstNodeByName(name)
+        return sitk_to_volume(self.scene, image, name, node=existing)

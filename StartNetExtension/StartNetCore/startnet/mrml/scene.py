@@ -28,3 +28,29 @@ def save_mrb(scene, path) -> Path:
     if not scene.WriteToMRB(str(path)):
         raise OutputError(f"{path}: Slicer could not write the scene bundle")
     return path
+
+
+def read_mrb(path, scene=None):
+    """Load a Medical Reality Bundle (.mrb) into ``scene`` (a new one by default) and return the scene.
+
+    Headless, ``vtkMRMLScene.ReadFromMRB`` reads the bundled files through the data I/O manager,
+    which must be wired as Slicer's application does (vtkMRMLRemoteIOLogic + vtkDataIOManagerLogic);
+    the logics are kept on the scene object. In the Slicer application use ``slicer.util.loadScene``.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise OutputError(f"{path}: scene bundle does not exist")
+    scene = scene if scene is not None else new_scene()
+    if getattr(scene, "_startnet_io_logics", None) is None:
+        application = slicer.vtkMRMLApplicationLogic()
+        application.SetMRMLScene(scene)
+        remote = slicer.vtkMRMLRemoteIOLogic()
+        remote.SetMRMLScene(scene)
+        data_io = slicer.vtkDataIOManagerLogic()
+        data_io.SetMRMLApplicationLogic(application)
+        data_io.SetAndObserveDataIOManager(remote.GetDataIOManager())
+        remote.AddDataIOToScene()
+        scene._startnet_io_logics = (application, remote, data_io)
+    if not scene.ReadFromMRB(str(path)):
+        raise OutputError(f"{path}: Slicer could not read the scene bundle")
+    return scene

@@ -161,6 +161,7 @@ def segmentation_to_masks(scene, segmentation_node, reference: sitk.Image) -> Or
         raise InputError(f"segmentation '{segmentation_node.GetName()}' has no segments")
     reference_node = sitk_to_volume(scene, sitk.Cast(reference * 0, sitk.sitkUInt8), "__startnet_reference__")
     label_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__startnet_export__")
+    colour_ids = _node_ids(scene, "vtkMRMLColorTableNode")  # the export adds "<name>_ColorTable" each time
     masks: OrderedDict[str, np.ndarray] = OrderedDict()
     try:
         for i in range(segmentation.GetNumberOfSegments()):
@@ -183,4 +184,11 @@ def segmentation_to_masks(scene, segmentation_node, reference: sitk.Image) -> Or
             if display is not None:
                 scene.RemoveNode(display)
             scene.RemoveNode(temporary)
+        for node_id in _node_ids(scene, "vtkMRMLColorTableNode") - colour_ids:
+            scene.RemoveNode(scene.GetNodeByID(node_id))
     return masks
+
+
+def _node_ids(scene, node_class: str) -> set:
+    nodes = scene.GetNodesByClass(node_class)
+    return {nodes.GetItemAsObject(i).GetID() for i in range(nodes.GetNumberOfItems())}
