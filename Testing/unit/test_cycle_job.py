@@ -19,39 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from phantom_cycle import analyse_in_memory, phantom_job_inputs
 
-from startnet.cycle import RunOptions, analyse_cycle, registered_from_transforms, structures_from_masks
-from startnet.cycle.job import JOB_FILE, JobInputs, discard_staging, parse_line, read_job, write_job
+from startnet.cycle.job import JOB_FILE, discard_staging, parse_line, read_job, write_job
 from startnet.cycle.job_process import start_job
 from startnet.cycle.outputs import STAGING_PREFIX
-from startnet.dicomio import Cycle, Timepoint
 from startnet.phantom import PhantomConfig, build_phantom
-from startnet.physics import LU177
 
 PACKAGE = Path(__file__).resolve().parents[2] / "StartNetExtension" / "StartNetCore"
 KIDNEYS = ("kidney_left", "kidney_right")
-
-
-def _phantom_inputs(phantom, out_dir) -> JobInputs:
-    """The phantom's cycle as the scene holds it: images, true transforms, labels on the CT grid."""
-    timepoints = []
-    for tp in phantom.timepoints:
-        timepoints.append(Timepoint(
-            hours_post_injection=tp.hours_post_injection, acquisition_datetime=tp.acquisition_datetime,
-            spect_bqml=tp.spect_bqml, ct_hu=tp.ct_hu, spect_series_uid=f"2.25.1{tp.index}1",
-            ct_series_uid=f"2.25.1{tp.index}2", frame_of_reference_uid=f"2.25.1{tp.index}3",
-            study_uid=f"2.25.1{tp.index}4", conversion={"method": "phantom Bq/mL"}, source_files=0))
-    cycle = Cycle(timepoints=timepoints, injection_datetime=phantom.injection_datetime,
-                  injected_activity_mbq=phantom.config.injected_activity_mbq, nuclide=LU177,
-                  patient_id=phantom.config.patient_id, study_uids=[tp.study_uid for tp in timepoints],
-                  warnings=[], log=["phantom in memory"], overrides_applied={})
-    labels = phantom.labels
-    masks = {name: sitk.Cast(labels == value, sitk.sitkUInt8) for value, name in phantom.label_names.items()}
-    transforms = [None if tp.index == phantom.reference_index else tp.true_transform for tp in phantom.timepoints]
-    options = RunOptions(input_dir="", out_dir=str(out_dir), reference_timepoint=phantom.reference_index,
-                         method="led", write_scene=False, write_report=False)
-    return JobInputs(cycle, phantom.reference_index, transforms, masks, options,
-                     colours={"kidney_left": (0.9, 0.4, 0.3)}, structures_source="scene segmentation 'Structures'")
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +37,7 @@ def phantom():
 
 @pytest.fixture(scope="module")
 def in_process(phantom, tmp_path_factory):
-    inputs = _phantom_inputs(phantom, tmp_path_factory.mktemp("unused"))
-    registered = registered_from_transforms(inputs.cycle, inputs.reference_index, inputs.transforms)
-    structures = structures_from_masks(inputs.masks, registered.reference_grid, ct_hu=registered.ct_hu,
-                                       colours=inputs.colours, source=inputs.structures_source)
-    return analyse_cycle(inputs.options, registered, structures)
+    return analyse_in_memory(phantom_job_inputs(phantom, tmp_path_factory.mktemp("unused")))
 
 
 def _wait(job, timeout_s=600.0):
@@ -80,7 +52,7 @@ def _wait(job, timeout_s=600.0):
 
 
 def test_job_in_a_child_process_gives_the_in_process_doses(phantom, in_process, tmp_path):
-    inputs = _phantom_inputs(phantom, tmp_path / "out")
+    inputs = phantom_job_inputs(phantom, tmp_path / "out")
     write_job(tmp_path / "job", inputs)
     back = read_job(tmp_path / "job")  # lossless: overlapping segments kept (kidney and its cortex)
     assert list(back.masks) == list(inputs.masks)
@@ -97,7 +69,12 @@ def test_job_in_a_child_process_gives_the_in_process_doses(phantom, in_process, 
     assert {"register", "segment", "quantify", "kinetics", "dose", "outputs"} <= {
         e.stage for e in events if e.kind == "progress"}
     assert [e.kind for e in events].count("staging") == 1 and events[-1].kind == "done"
-    assert job.done == {"out_dir": str(tmp_path / "out"), "results": "results.json"}
+    assert job.done == {"out_dir": str(tmp_path / "out"), "results": "results.json",
+                        "charts": str(tmp_path / "job" / "charts.json")}
+    charts = json.loads((tmp_path / "job" / "charts.json").read_text())["structures"]
+    assert list(charts) == list(in_process.results["structures"])
+    assert charts["kidney_left"]["colour"] == [0.9, 0.4, 0.3]
+    assert len(charts["kidney_left"]["tac"]["t_h"]) == len(phantom.timepoints)
 
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     for kidney in KIDNEYS:
@@ -113,7 +90,7 @@ def test_killing_the_job_keeps_the_previous_results(phantom, tmp_path):
     out.mkdir()
     previous = '{"kidneys_mean_gy": 1.0}'
     (out / "results.json").write_text(previous)
-    write_job(tmp_path / "job", _phantom_inputs(phantom, out))
+    write_job(tmp_path / "job", phantom_job_inputs(phantom, out))
     job = start_job(tmp_path / "job", package_folder=PACKAGE)
     started = time.monotonic()
     while not any(e.kind == "progress" and e.stage == "kinetics" for e in job.poll()):
@@ -127,7 +104,7 @@ def test_killing_the_job_keeps_the_previous_results(phantom, tmp_path):
 
 
 def test_a_damaged_job_folder_names_the_file(phantom, tmp_path):
-    write_job(tmp_path / "job", _phantom_inputs(phantom, tmp_path / "out"))
+    write_job(tmp_path / "job", phantom_job_inputs(phantom, tmp_path / "out"))
     (tmp_path / "job" / "tp1_spect.nrrd").unlink()
     run = subprocess.run([sys.executable, "-m", "startnet.cycle.job", str(tmp_path / "job")], capture_output=True,
                          text=True, timeout=120, env={"PYTHONPATH": str(PACKAGE), "PATH": ""})

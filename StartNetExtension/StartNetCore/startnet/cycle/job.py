@@ -12,6 +12,7 @@ Job folder (:func:`write_job`)::
     tp<i>_spect.nrrd, tp<i>_ct.nrrd   each time point's SPECT (Bq/mL) and CT (HU)
     tp<i>.tfm                    transform reference -> time point (absent = identity)
     structures_<k>.nrrd          label layers (segments that overlap go to different layers)
+    charts.json                  written by the job: TAC and DVH curves for the module's charts
 
 The child rebuilds the in-memory objects (:func:`read_job`) and chains the same steps as
 ``startnet run``: :func:`~startnet.cycle.register.registered_from_transforms` ->
@@ -24,7 +25,7 @@ stdout carries one JSON object per line (:func:`parse_line` reads them back)::
     {"progress": 0.42, "stage": "dose", "text": "absorbed dose (vsv-density)"}
     {"log": "INFO startnet.cycle.quantify: ..."}
     {"staging": "/out/.startnet-staging-abc"}
-    {"done": {"out_dir": "/out", "results": "results.json"}}     exit code 0
+    {"done": {"out_dir": "/out", "results": "results.json", "charts": "JOB_DIR/charts.json"}}   exit code 0
     {"error": "job.json: ..."}                                    exit code 2 (input), 1 (bug)
 """
 
@@ -52,6 +53,7 @@ from startnet.errors import InputError, StartNetError
 JOB_FILE = "job.json"
 SCHEMA = "startnet-job/1"
 RESULTS = "results.json"
+CHARTS = "charts.json"  # in the job folder: the TAC and DVH curves (startnet.cycle.chart_data)
 STAGES = (("register", 15.0), ("segment", 8.0), ("quantify", 8.0), ("kinetics", 10.0), ("dose", 6.0),
           ("results", 3.0), ("outputs", 20.0))
 _TIMEPOINT_FIELDS = ("hours_post_injection", "spect_series_uid", "ct_series_uid", "frame_of_reference_uid",
@@ -301,6 +303,7 @@ def run_job(job_dir, emit: Emit) -> Dict[str, Any]:
     Returns the ``done`` event's content. Raises what the steps raise (the outputs are then not
     committed).
     """
+    from startnet.cycle.chart_data import chart_data
     from startnet.cycle.outputs import prepare_output_dir, write_outputs
     from startnet.cycle.register import registered_from_transforms
     from startnet.cycle.run import analyse_cycle
@@ -331,12 +334,14 @@ def run_job(job_dir, emit: Emit) -> Dict[str, Any]:
         result = analyse_cycle(options, registered, structures, progress,
                                reference_ct_files=inputs.reference_ct_files)
         progress.stage("outputs", "writing results, exports, scene and report")
+        charts = Path(job_dir) / CHARTS
+        charts.write_text(json.dumps(chart_data(result)))
         result.files = write_outputs(result, options, staging, progress)
         progress.done()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return {"out_dir": str(Path(options.out_dir)), "results": RESULTS}
+    return {"out_dir": str(Path(options.out_dir)), "results": RESULTS, "charts": str(charts)}
 
 
 def discard_staging(path) -> bool:
