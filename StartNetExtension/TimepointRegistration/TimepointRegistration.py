@@ -68,9 +68,9 @@ class TimepointRegistrationWidget(StartNetModuleWidget):
         if not ensure_dependencies(["tzdata"]):  # DICOM local times need zone data (Windows has none)
             return
         with self.progress("Loading cycle") as report:
-            summary = self.run("Loading the cycle failed.", self.logic.loadCycle, p.inputDirectory,
-                               p.calibrationCpsPerMBq or None, report)
-        if summary:
+            ok, summary = self.run("Loading the cycle failed.", self.logic.loadCycle, p.inputDirectory,
+                                   p.calibrationCpsPerMBq or None, report)
+        if ok:
             p.referenceCt = self.logic.referenceCtNode(p.referenceTimepoint)
             self.ui.registrationStatusLabel.text = summary
         self.updateGuiState()
@@ -78,9 +78,9 @@ class TimepointRegistrationWidget(StartNetModuleWidget):
     def onRegister(self):
         p = self._parameterNode
         with self.progress("Registering time points") as report:
-            table = self.run("Registration failed.", self.logic.registerTimepoints, p.referenceTimepoint,
-                             p.deformableRefinement, report)
-        if table is not None:
+            ok, table = self.run("Registration failed.", self.logic.registerTimepoints, p.referenceTimepoint,
+                                 p.deformableRefinement, report)
+        if ok:
             p.qualityTable = table
             self.ui.registrationStatusLabel.text = self.logic.qualitySummary()
             self.showTable(table)
