@@ -81,15 +81,10 @@ class TimepointRegistrationWidget(StartNetModuleWidget):
 
     # ``slicer.util.tryWithErrorDisplay`` shows the error and then RE-RAISES it (Slicer v5.8.1 and
     # v5.10.0), so ``self.run`` never returns None on error: handlers go through ``_call`` and act
-    # only when it succeeded; a cancel returns (True, None).
+    # only when it succeeded; a cancel returns (False, None) after a status message.
     def _call(self, errorMessage, function, *args, **kwargs):
-        try:
-            return True, self.run(errorMessage, function, *args, **kwargs)
-        except Exception:  # already shown by tryWithErrorDisplay; keep the traceback in the log
-            import logging
-
-            logging.exception(errorMessage)
-            return False, None
+        """(True, result), or (False, None) after the error was shown and logged (``self.run``)."""
+        return self.run(errorMessage, function, *args, **kwargs)
 
     def _selectedCycle(self):
         index = self.ui.cycleComboBox.currentIndex

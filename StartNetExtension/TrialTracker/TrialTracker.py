@@ -4,7 +4,6 @@ Thin Slicer layer over :class:`startnet.mrml.trial_logic.TrialSceneLogic` (teste
 slicer-core), which uses the ``startnet.trial`` database and protocol rules.
 """
 
-import logging
 import unittest
 from typing import Annotated
 
@@ -97,12 +96,8 @@ class TrialTrackerWidget(StartNetModuleWidget):
     #    5.8.1 and 5.10.0), so ``self.run`` never returns None on error; handlers use ``_call`` and
     #    continue only when it says the call succeeded.
     def _call(self, errorMessage, function, *args, **kwargs):
-        """(True, result), or (False, None) after the error was shown (and logged)."""
-        try:
-            return True, self.run(errorMessage, function, *args, **kwargs)
-        except Exception:  # already shown by tryWithErrorDisplay; keep the traceback in the log
-            logging.error(errorMessage, exc_info=True)
-            return False, None
+        """(True, result), or (False, None) after the error was shown (and logged): ``self.run``."""
+        return self.run(errorMessage, function, *args, **kwargs)
 
     def _storeDatabaseUrl(self):
         """Check the typed database, store it in the application settings; returns it."""

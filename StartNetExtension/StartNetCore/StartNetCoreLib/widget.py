@@ -4,13 +4,15 @@ Follows Slicer's Extension Wizard template: the .ui is loaded with ``slicer.util
 parameter node (a ``@parameterNodeWrapper`` class) is bound to the widgets through their
 ``SlicerParameterName`` property with ``connectGui``, and the widget stays thin: it reads the
 parameter node, calls the module logic and shows results. Long work runs inside
-:meth:`StartNetModuleWidget.progress` (a cancellable progress dialog) and errors are shown with
-``slicer.util.tryWithErrorDisplay``.
+:meth:`StartNetModuleWidget.progress` (a cancellable progress dialog) or in a background process
+(:mod:`StartNetCoreLib.process`); errors are shown with ``slicer.util.tryWithErrorDisplay`` by
+:meth:`StartNetModuleWidget.run`, which returns ``(ok, value)``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import slicer
 import vtk
@@ -110,13 +112,20 @@ class StartNetModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             dialog.close()
 
     def run(self, errorMessage: str, function, *args, **kwargs):
-        """Run ``function`` with error display; a cancel shows a status message, not an error."""
-        with slicer.util.tryWithErrorDisplay(errorMessage, waitCursor=True):
-            try:
-                return function(*args, **kwargs)
-            except OperationCancelled as exc:
-                slicer.util.showStatusMessage(str(exc), 5000)
-                return None
+        """``(True, result)``, or ``(False, None)`` after the error was shown or the user cancelled.
+
+        ``slicer.util.tryWithErrorDisplay`` shows the error and then RE-RAISES it (Slicer v5.8.1 and
+        v5.10.0, util.py), so the exception is caught here, after it was shown, and logged with its
+        traceback; a Qt slot must not end in an exception. Callers continue only when ``ok``.
+        """
+        try:
+            with slicer.util.tryWithErrorDisplay(errorMessage, waitCursor=True):
+                return True, function(*args, **kwargs)
+        except OperationCancelled as exc:
+            slicer.util.showStatusMessage(str(exc), 5000)
+        except Exception:  # already shown by tryWithErrorDisplay
+            logging.error(errorMessage, exc_info=True)
+        return False, None
 
     @staticmethod
     def showTable(tableNode) -> None:

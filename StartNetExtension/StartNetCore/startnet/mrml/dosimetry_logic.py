@@ -1,9 +1,10 @@
-"""Dosimetry module logic on MRML: run one cycle's pipeline and show it in the scene.
+"""Dosimetry module logic on MRML: show a cycle's run in the scene, preview and record it in the trial.
 
-The same :func:`startnet.cycle.run.run_cycle` as ``startnet run``; a segmentation node, when
-given, is written to a temporary .seg.nrrd in the reference time point's coordinates and used as
-``--segmentation``. The result's volumes, structures, tables and TAC/DVH plots are added to the
-scene. Tested headless with slicer-core.
+The module runs the cycle in a background job (:mod:`startnet.cycle.job`) and shows its output
+folder (:meth:`DosimetrySceneLogic.show_job_outputs`); a run held in memory is shown with
+:meth:`DosimetrySceneLogic.show_cycle_result`, and :meth:`DosimetrySceneLogic.run_cycle` is
+``startnet run`` in this process (tests, scripts). Showing again refills the same nodes
+(:mod:`startnet.mrml.run_nodes`). Tested headless with slicer-core.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD
 from startnet.errors import InputError, OutputError
 from startnet.mrml.cycle_scene import add_cycle_nodes
-from startnet.mrml.plots import add_chart, add_series
-from startnet.mrml.tables import table_from_records
 
 
 @dataclass
@@ -30,6 +29,10 @@ class DosimetryOutputs:
     @property
     def dose_node(self):
         return self.nodes["dose"]
+
+    @property
+    def results(self) -> Dict[str, Any]:
+        return self.result.results if self.result is not None else self.nodes["results"]
 
     @property
     def ct_node(self):
@@ -52,6 +55,9 @@ def write_segmentation_node(segmentation_node, path: Path) -> Path:
 
 
 class DosimetrySceneLogic:
+    """The Dosimetry module's scene operations: show a run (in memory or a job's output folder),
+    preview and record it in the trial."""
+
     def __init__(self, scene):
         self.scene = scene
         self.last_results: Optional[Dict[str, Any]] = None
@@ -61,8 +67,8 @@ class DosimetrySceneLogic:
                   calibration_cps_per_mbq: Optional[float] = None, reference_timepoint: Optional[int] = None,
                   patient_id: Optional[str] = None, cycle: Optional[int] = None,
                   progress: Optional[Callable[[float, str], None]] = None) -> DosimetryOutputs:
+        """``startnet run`` in this process from a DICOM folder (tests, scripts); results shown in the scene."""
         from startnet.cycle.run import RunOptions, run_cycle
-        from startnet.cycle.summary import summary_text
 
         if not input_dir or not Path(input_dir).is_dir():
             raise InputError(f"DICOM folder {input_dir!r} does not exist")
@@ -78,44 +84,67 @@ class DosimetrySceneLogic:
             result = run_cycle(options, progress)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
-        nodes = add_cycle_nodes(self.scene, result)
-        nodes.update(self.add_plots(result))
+        return self.show_cycle_result(result, include_inputs=True)
+
+    def show_cycle_result(self, result, *, include_inputs: bool = False, reference_node=None) -> DosimetryOutputs:
+        """A run held in memory in the scene (dose, tables, charts); a re-run refills the same nodes."""
+        from startnet.cycle.chart_data import chart_data
+        from startnet.cycle.summary import summary_text
+        from startnet.mrml.result_charts import CHART_ROLES, show_result_charts
+        from startnet.mrml.run_nodes import RunNodes
+
+        nodes = RunNodes(self.scene)
+        shown = add_cycle_nodes(self.scene, result, include_inputs=include_inputs, nodes=nodes,
+                                reference_node=reference_node)
+        shown.update(show_result_charts(self.scene, chart_data(result), nodes))
+        nodes.remove_unused(CHART_ROLES)
         self.last_result, self.last_results = result, result.results
-        return DosimetryOutputs(result, nodes, summary_text(result.results))
+        return DosimetryOutputs(result, shown, summary_text(result.results))
 
-    def add_plots(self, result) -> Dict[str, Any]:
-        """Plot charts of the TACs (measured and fitted) and the cumulative DVHs."""
-        import numpy as np
+    def show_job_outputs(self, done: Dict[str, Any], *, reference_node=None, colours=None) -> DosimetryOutputs:
+        """A finished background job (its ``done`` event: out_dir, results, charts) in the scene."""
+        import json
 
-        analysis, times = result.analysis, result.registered.times_h
-        fit_times = np.linspace(0.0, float(max(times)) * 1.25, 100)
-        tac_chart = add_chart(self.scene, "Time-activity curves", "Time-activity curves", "hours after injection",
-                              "MBq")
-        dvh_chart = add_chart(self.scene, "Cumulative DVH", "Cumulative DVH", "Gy", "volume fraction")
-        for name, fit in analysis.fits.items():
-            measured = table_from_records(self.scene, [{"t_h": float(t), "activity_mbq": float(a)}
-                                                       for t, a in zip(times, analysis.activity_mbq[name])],
-                                          f"TAC {name} measured")
-            fitted = table_from_records(self.scene, [{"t_h": float(t), "activity_mbq": float(a)}
-                                                     for t, a in zip(fit_times, fit.evaluate(fit_times))],
-                                        f"TAC {name} fit ({fit.model})")
-            add_series(self.scene, tac_chart, measured, "t_h", "activity_mbq", f"{name} measured", line=False,
-                       marker="circle")
-            add_series(self.scene, tac_chart, fitted, "t_h", "activity_mbq", f"{name} fit", marker="none")
-            dose, fraction = analysis.dvhs[name]
-            dvh = table_from_records(self.scene, [{"dose_gy": float(d), "volume_fraction": float(v)}
-                                                  for d, v in zip(dose, fraction)], f"DVH {name}")
-            add_series(self.scene, dvh_chart, dvh, "dose_gy", "volume_fraction", name, marker="none")
-        return {"tac_chart": tac_chart, "dvh_chart": dvh_chart}
+        from startnet.cycle.summary import summary_text
+        from startnet.mrml.cycle_scene import show_run_outputs
+
+        charts = None
+        charts_path = done.get("charts")
+        if charts_path and Path(charts_path).is_file():
+            charts = json.loads(Path(charts_path).read_text())
+        shown = show_run_outputs(self.scene, done["out_dir"], charts, reference_node=reference_node, colours=colours)
+        self.last_result, self.last_results = None, shown["results"]
+        return DosimetryOutputs(None, shown, summary_text(shown["results"]))
+
+    def _cycle_record(self):
+        """(injection date, injected activity in GBq) of the last run, as record_cycle_results takes them."""
+        import datetime as _dt
+
+        if self.last_results is None:
+            raise InputError("run the dosimetry of this cycle first")
+        if self.last_result is not None:
+            cycle_data = self.last_result.registered.cycle
+            return cycle_data.injection_datetime.date(), cycle_data.injected_activity_mbq / 1000.0
+        try:
+            date = _dt.datetime.fromisoformat(str(self.last_results["injection_datetime"])).date()
+            return date, float(self.last_results["injected_activity_mbq"]) / 1000.0
+        except (KeyError, TypeError, ValueError):
+            raise InputError("the last run's results.json has no injection_datetime / injected_activity_mbq") from None
+
+    def preview_trial_record(self, patient_id: str, cycle: int) -> List[str]:
+        """Warnings of recording the last run as ``cycle`` of ``patient_id`` (nothing opened or written),
+        with the same activity :meth:`record_in_trial` records."""
+        from startnet.trial.preview import preview_cycle_results
+
+        _, activity_gbq = self._cycle_record()
+        return preview_cycle_results(self.last_results, patient_id, int(cycle), activity_gbq,
+                                     "Dosimetry module (Slicer)")
 
     def record_in_trial(self, db_url: str, patient_id: str, cycle: int) -> str:
         """Record the last run's kidney dose as this cycle; returns the next-cycle advice."""
         from startnet.cycle.trial_record import record_cycle_results
         from startnet.mrml.trial_logic import recommendation_text
 
-        if self.last_result is None:
-            raise InputError("run the dosimetry of this cycle first")
-        cycle_data = self.last_result.registered.cycle
-        status, warnings = record_cycle_results(db_url, patient_id, int(cycle), cycle_data.injection_datetime.date(),
-                                                cycle_data.injected_activity_mbq / 1000.0, self.last_results)
+        date, activity_gbq = self._cycle_record()
+        status, warnings = record_cycle_results(db_url, patient_id, int(cycle), date, activity_gbq, self.last_results)
         return "".join(f"Warning: {w}.\n" for w in warnings) + recommendation_text(status)
