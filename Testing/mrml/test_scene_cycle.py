@@ -144,6 +144,32 @@ def test_dosimetry_from_the_scene_equals_startnet_run(scene_cycle, cli_result, t
     assert (tmp_path / "out" / "results.json").is_file()
 
 
+def test_the_background_job_from_the_scene_equals_the_in_process_dosimetry(scene_cycle, tmp_path):
+    """What the Dosimetry module runs: the scene's inputs written as a job, run by a real child process."""
+    import time
+
+    from startnet.cycle.job import write_job
+    from startnet.cycle.job_process import start_job
+    from startnet.mrml.dosimetry_job import job_inputs_from_scene
+
+    scene, _ = scene_cycle
+    in_process = dosimetry_from_scene(scene, _options(tmp_path / "in_process")).results
+    write_job(tmp_path / "job", job_inputs_from_scene(scene, _options(tmp_path / "job_out")))
+    job = start_job(tmp_path / "job", package_folder=Path(state.__file__).parents[2])
+    started, events = time.monotonic(), []
+    while not job.finished:
+        events += job.poll()
+        assert time.monotonic() - started < 900, "job did not finish"
+        time.sleep(0.1)
+    events += job.poll()
+    assert events[-1].kind == "done", [e.text for e in events if e.kind == "error"]
+    from_job = json.loads((tmp_path / "job_out" / "results.json").read_text())
+    for name in ("kidney_left", "kidney_right"):
+        assert from_job["structures"][name]["mean_gy"] == pytest.approx(
+            in_process["structures"][name]["mean_gy"], rel=1e-6), name
+    assert from_job["kidneys_mean_gy"] == pytest.approx(in_process["kidneys_mean_gy"], rel=1e-6)
+
+
 def _kidney_activity_mbq(result, index):
     activity = sitk.GetArrayViewFromImage(result.registered.activity_bqml[index])
     kidneys = np.zeros(activity.shape, bool)

@@ -2,7 +2,7 @@
 
 :func:`job_inputs_from_scene` is the one call the Dosimetry module makes before it starts a job:
 the time points, transforms and reference come from the scene's cycle state
-(``startnet.mrml.scene_dosimetry.cycle_inputs_from_scene``), the segments from the user's
+(:func:`startnet.mrml.cycle_inputs.cycle_inputs_from_scene`), the segments from the user's
 segmentation node at the reference CT's geometry
 (:func:`startnet.mrml.segmentation_export.segmentation_labelmap_on_geometry`: a closed-surface or
 planar-contour source is converted first). Nothing is read from the DICOM folder again and
@@ -11,7 +11,7 @@ nothing is registered again.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from startnet.cycle.job import JobInputs
 from startnet.errors import InputError
@@ -44,10 +44,12 @@ def job_inputs(scene, cycle_inputs: Any, segmentation_node, options, *, referenc
                      structures_source=segmentation.source)
 
 
-def job_inputs_from_scene(scene, options, *, segmentation_node=None, reference_ct_node=None) -> JobInputs:
-    """The job's inputs from the scene's cycle state; ``segmentation_node`` overrides the cycle's."""
-    from startnet.mrml.scene_dosimetry import cycle_inputs_from_scene  # the scene's cycle state (item 1.2)
+def job_inputs_from_scene(scene, options, *, segmentation_node=None, cycle_node=None) -> JobInputs:
+    """The job's inputs from the scene's cycle state (the time points as loaded, their transforms as the
+    user left them); ``segmentation_node`` overrides the one the cycle references. The segments are
+    taken on the cycle's reference CT."""
+    from startnet.mrml.cycle_inputs import cycle_inputs_from_scene
 
-    cycle_inputs = cycle_inputs_from_scene(scene)
-    segmentation: Optional[Any] = segmentation_node or getattr(cycle_inputs, "segmentation_node", None)
-    return job_inputs(scene, cycle_inputs, segmentation, options, reference_ct_node=reference_ct_node)
+    cycle_inputs = cycle_inputs_from_scene(scene, cycle_node=cycle_node, segmentation_node=segmentation_node)
+    return job_inputs(scene, cycle_inputs, cycle_inputs.segmentation_node, options,
+                      reference_ct_node=cycle_inputs.reference_ct_node)
