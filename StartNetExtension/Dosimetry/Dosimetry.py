@@ -77,6 +77,19 @@ class DosimetryWidget(StartNetModuleWidget):
         self.ui.databaseUrlLineEdit.text = trialDatabaseUrl()
         self.updateGuiState()
 
+    def initializeParameterNode(self):
+        """As the Extension Wizard template selects a default input volume: the loaded cycle's reference
+        SPECT and the segmentation made on its CT, when the user has not chosen others."""
+        StartNetModuleWidget.initializeParameterNode(self)
+        p = self._parameterNode
+        if p is None:
+            return
+        referenceSpect, segmentation = self.logic.cycleDefaults()
+        if p.referenceSpect is None and referenceSpect is not None:
+            p.referenceSpect = referenceSpect
+        if p.segmentation is None and segmentation is not None:
+            p.segmentation = segmentation
+
     def connectSignals(self):
         self.ui.runButton.connect("clicked(bool)", self.onRun)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
@@ -282,6 +295,15 @@ class DosimetryLogic(ScriptedLoadableModuleLogic):
                              patient_id=patientId.strip() or None, cycle=cycle, write_scene=False)
         inputs = job_inputs_from_scene(slicer.mrmlScene, options, segmentation_node=segmentationNode)
         return write_job(jobDir, inputs)
+
+    def cycleDefaults(self):
+        """(reference SPECT, segmentation) of the scene's loaded cycle; None where there is none."""
+        from startnet.mrml import cycle_state
+
+        node = cycle_state.find_cycle_node(slicer.mrmlScene)
+        if node is None:
+            return None, None
+        return cycle_state.reference_spect_node(node), cycle_state.segmentation_node(node)
 
     def referenceCt(self, segmentationNode):
         if segmentationNode is None:

@@ -170,6 +170,28 @@ def test_the_background_job_from_the_scene_equals_the_in_process_dosimetry(scene
     assert from_job["kidneys_mean_gy"] == pytest.approx(in_process["kidneys_mean_gy"], rel=1e-6)
 
 
+def test_segments_made_on_the_cycles_ct_are_linked_to_the_cycle(scene_cycle, phantom_data):
+    """The Dosimetry module finds the reference SPECT and the segmentation in the cycle state."""
+    from startnet.mrml.segmentation_logic import SegmentationSceneLogic
+
+    scene, logic = scene_cycle
+    _, files = phantom_data
+    cycle_node = logic.cycle_node
+    original = state.segmentation_node(cycle_node)
+    reference = state.reference_index(cycle_node)
+    assert state.reference_spect_node(cycle_node) is state.timepoint_node(cycle_node, "spect", reference)
+    ct_node = state.timepoint_node(cycle_node, "ct", reference)
+    assert state.cycle_node_of_volume(scene, ct_node) is cycle_node
+    assert state.cycle_node_of_volume(scene, original) is None  # not a time point's volume
+    imported = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Imported")
+    try:
+        SegmentationSceneLogic(scene).import_segmentation(str(files.segmentation_nrrd), ct_node, imported)
+        assert state.segmentation_node(cycle_node) is imported
+    finally:
+        state.set_segmentation_node(cycle_node, original)
+        scene.RemoveNode(imported)
+
+
 def _kidney_activity_mbq(result, index):
     activity = sitk.GetArrayViewFromImage(result.registered.activity_bqml[index])
     kidneys = np.zeros(activity.shape, bool)

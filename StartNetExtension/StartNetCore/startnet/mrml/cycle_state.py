@@ -108,6 +108,23 @@ def segmentation_node(cycle_node):
     return cycle_node.GetNodeReference(SEGMENTATION_ROLE)
 
 
+def cycle_node_of_volume(scene, volume_node):
+    """The cycle node one of whose time points holds ``volume_node`` (a CT or SPECT), or None."""
+    if volume_node is None:
+        return None
+    for node in reversed(find_cycle_nodes(scene)):
+        for index in range(timepoint_count(node)):
+            if any(timepoint_node(node, kind, index) is volume_node for kind in ("ct", "spect")):
+                return node
+    return None
+
+
+def reference_spect_node(cycle_node):
+    """The reference time point's SPECT, or None before a reference is chosen."""
+    value = cycle_node.GetAttribute(_REFERENCE)
+    return None if value in (None, "") else timepoint_node(cycle_node, "spect", int(value))
+
+
 def quality_table_node(cycle_node):
     return cycle_node.GetNodeReference(QUALITY_TABLE_ROLE)
 

@@ -77,6 +77,15 @@ class SegmentationSceneLogic:
             if not mask.any():
                 raise InputError(f"{name}: the segment does not overlap the reference CT")
         replace_segments(self.scene, segmentation_node, on_ct, ct)
+        self._link_to_cycle(ct_node, segmentation_node)
+
+    def _link_to_cycle(self, ct_node, segmentation_node) -> None:
+        """The cycle whose CT the segments were made on references them: the Dosimetry module finds them there."""
+        from startnet.mrml.cycle_state import cycle_node_of_volume, set_segmentation_node
+
+        cycle_node = cycle_node_of_volume(self.scene, ct_node)
+        if cycle_node is not None:
+            set_segmentation_node(cycle_node, segmentation_node)
 
     def auto_segment_kidneys(self, ct_node, spect_node, segmentation_node, *, cortex_only: bool = False):
         """Propose kidney seeds from SPECT uptake and CT, segment them; log says how confident."""
@@ -136,6 +145,7 @@ class SegmentationSceneLogic:
         loaded = load_segmentation(path, reference)
         set_reference_geometry(segmentation_node, reference_node)
         replace_segments(self.scene, segmentation_node, dict(loaded.masks), reference)
+        self._link_to_cycle(reference_node, segmentation_node)
         self.log = [f"imported {len(loaded.masks)} segments from {path}"]
         return segmentation_node
 
@@ -168,6 +178,7 @@ class SegmentationSceneLogic:
         masks = OrderedDict((names[n], m) for n, m in all_masks.items() if n in names and m.any())
         set_reference_geometry(segmentation_node, reference_node)
         replace_segments(self.scene, segmentation_node, masks, reference)
+        self._link_to_cycle(reference_node, segmentation_node)
         self.log = [f"{name}: {float(mask.sum()) * _voxel_ml(reference):.0f} mL" for name, mask in masks.items()]
         return list(masks)
 
