@@ -98,6 +98,7 @@ class DosimetryWidget(StartNetModuleWidget):
         self.ui.showDvhButton.connect("clicked(bool)", lambda _checked: self.showChart("dvh_chart"))
         self.ui.importDicomButton.connect("clicked(bool)", self.onImportDicom)
         self.ui.addRunFolderButton.connect("clicked(bool)", self.onAddRunFolder)
+        self.ui.addRecordedCyclesButton.connect("clicked(bool)", self.onAddRecordedCycles)
         self.ui.accumulateButton.connect("clicked(bool)", self.onAccumulate)
         self.ui.databaseUrlLineEdit.connect("textChanged(QString)", lambda _text: self.updateGuiState())
         self.ui.patientIdLineEdit.connect("textChanged(QString)", lambda _text: self.updateGuiState())
@@ -129,6 +130,8 @@ class DosimetryWidget(StartNetModuleWidget):
         folders = self._accumulateFolders()
         accumulateOutput = bool(p and str(p.accumulateOutputDirectory) not in ("", "."))
         self.ui.accumulateButton.enabled = len(folders) >= 2 and accumulateOutput
+        self.ui.addRecordedCyclesButton.enabled = bool(p and p.patientId.strip()
+                                                       and self.ui.databaseUrlLineEdit.text.strip())
 
     # -- run in the background ----------------------------------------------------------------
     def onRun(self):
@@ -248,6 +251,22 @@ class DosimetryWidget(StartNetModuleWidget):
         if folder:
             self.ui.accumulateFoldersTextEdit.appendPlainText(folder)
 
+    def onAddRecordedCycles(self):
+        if not ensure_dependencies(["sqlalchemy", "alembic"]):
+            return
+        p = self._parameterNode
+        ok, found = self.run("Could not read the patient's cycles.", self.logic.recordedRunFolders,
+                             self.ui.databaseUrlLineEdit.text, p.patientId)
+        if not ok:
+            return
+        folders, missing = found
+        present = set(self._accumulateFolders())
+        for folder in folders:
+            if folder not in present:
+                self.ui.accumulateFoldersTextEdit.appendPlainText(folder)
+        if missing:
+            slicer.util.warningDisplay("\n".join(missing), windowTitle="START-NET: cycles without a run folder")
+
     def onAccumulate(self):
         p = self._parameterNode
         ok, shown = self.run("Summing the cycles failed.", self.logic.accumulate, self._accumulateFolders(),
@@ -360,6 +379,16 @@ class DosimetryLogic(ScriptedLoadableModuleLogic):
 
     def previewTrialRecord(self, patientId, cycle):
         return self.core.preview_trial_record(patientId, cycle)
+
+    def recordedRunFolders(self, databaseUrl, patientId):
+        """(run folders, notes on cycles without one) of the patient's recorded cycles."""
+        from startnet.errors import InputError
+        from startnet.mrml.trial_logic import TrialSceneLogic
+
+        if not patientId.strip():
+            raise InputError("type the patient ID first")
+        url = setTrialDatabaseUrl(databaseUrl)
+        return TrialSceneLogic(slicer.mrmlScene).recorded_run_folders(url, patientId.strip())
 
     def recordInTrial(self, databaseUrl, patientId, cycle):
         return self.core.record_in_trial(databaseUrl, patientId, cycle)

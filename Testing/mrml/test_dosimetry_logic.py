@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -57,6 +58,13 @@ def test_run_cycle_with_a_segmentation_node_and_record_it(tmp_path):
     assert "Next cycle 2 allowed" in advice
     assert trial.status(url, "SN-017")["cumulative_kidney_gy"] == pytest.approx(
         outputs.result.results["kidneys_mean_gy"])
+    # the record points at the run folder: the accumulation panel offers the patient's recorded cycles
+    folders, missing = trial.recorded_run_folders(url, "SN-017")
+    assert folders == [str(tmp_path / "out")] and missing == []
+    trial.record_cycle(url, "SN-017", 2, (phantom.injection_datetime.date() + dt.timedelta(weeks=10)).isoformat(),
+                       7.4, 3.9)
+    folders, missing = trial.recorded_run_folders(url, "SN-017")
+    assert folders == [str(tmp_path / "out")] and len(missing) == 1 and missing[0].startswith("cycle 2:")
 
 
 def test_missing_input_folder_is_refused(tmp_path):

@@ -62,6 +62,7 @@ class DosimetrySceneLogic:
         self.scene = scene
         self.last_results: Optional[Dict[str, Any]] = None
         self.last_result = None
+        self.last_out_dir: Optional[str] = None  # the last run's output folder: its results.json is recorded
 
     def run_cycle(self, input_dir: str, out_dir: str, *, segmentation_node=None, method: str = DEFAULT_DOSE_METHOD,
                   calibration_cps_per_mbq: Optional[float] = None, reference_timepoint: Optional[int] = None,
@@ -99,6 +100,8 @@ class DosimetrySceneLogic:
         shown.update(show_result_charts(self.scene, chart_data(result), nodes))
         nodes.remove_unused(CHART_ROLES)
         self.last_result, self.last_results = result, result.results
+        written = [Path(f) for f in (result.files or {}).values() if Path(f).name == "results.json"]
+        self.last_out_dir = str(written[0].parent) if written else None
         return DosimetryOutputs(result, shown, summary_text(result.results))
 
     def show_job_outputs(self, done: Dict[str, Any], *, reference_node=None, colours=None) -> DosimetryOutputs:
@@ -114,6 +117,7 @@ class DosimetrySceneLogic:
             charts = json.loads(Path(charts_path).read_text())
         shown = show_run_outputs(self.scene, done["out_dir"], charts, reference_node=reference_node, colours=colours)
         self.last_result, self.last_results = None, shown["results"]
+        self.last_out_dir = str(done["out_dir"])
         return DosimetryOutputs(None, shown, summary_text(shown["results"]))
 
     def _cycle_record(self):
@@ -146,5 +150,7 @@ class DosimetrySceneLogic:
         from startnet.mrml.trial_logic import recommendation_text
 
         date, activity_gbq = self._cycle_record()
-        status, warnings = record_cycle_results(db_url, patient_id, int(cycle), date, activity_gbq, self.last_results)
+        results_path = str(Path(self.last_out_dir) / "results.json") if self.last_out_dir else None
+        status, warnings = record_cycle_results(db_url, patient_id, int(cycle), date, activity_gbq, self.last_results,
+                                                results_path=results_path)
         return "".join(f"Warning: {w}.\n" for w in warnings) + recommendation_text(status)

@@ -6,6 +6,7 @@ Used by the TrialTracker module; tested headless with slicer-core.
 from __future__ import annotations
 
 import datetime as _dt
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from startnet.errors import InputError
@@ -162,6 +163,26 @@ class TrialSceneLogic:
             return status(store, patient_id)
         finally:
             store.close()
+
+    def recorded_run_folders(self, db_url: str, patient_id: str) -> Tuple[List[str], List[str]]:
+        """Output folders of the patient's recorded cycles (their results.json recorded as the dosimetry
+        source), in cycle order, for accumulation; and a note per cycle whose run folder is not at hand
+        (a typed dose, or a folder moved or on another machine)."""
+        store = self._store(db_url)
+        try:
+            cycles = store.cycles(patient_id)
+        finally:
+            store.close()
+        folders, missing = [], []
+        for cycle in sorted(cycles, key=lambda c: c["cycle"]):
+            source = cycle.get("dosimetry_source") or ""
+            path = Path(source)
+            if path.name == "results.json" and path.is_file() and (path.parent / "dose.nrrd").is_file():
+                folders.append(str(path.parent))
+            else:
+                missing.append(f"cycle {cycle['cycle']}: no run folder at hand (dosimetry source: "
+                               f"{source or 'not recorded'})")
+        return folders, missing
 
     def show_patient(self, db_url: str, patient_id: str, table_node=None) -> Tuple[Any, str]:
         """Fill a cycles table and a cumulative-dose plot; returns (table node, recommendation).
