@@ -22,6 +22,7 @@ from startnet.errors import InputError, OutputError
 from startnet.trial.identity import current_user
 from startnet.trial.protocol import Protocol, default_protocol
 from startnet.trial.results import check_matches, load_results
+from startnet.trial.urls import backend, redact_url
 
 # SQLAlchemy/Alembic (startnet.trial.store, .summary) are imported by the handlers only, so that
 # building the ``startnet`` parser for other commands does not pay for them.
@@ -161,6 +162,12 @@ def _store(args, init: bool = False, protocol: Optional[Protocol] = None):
     db = args.db or os.environ.get("STARTNET_TRIAL_DB")
     if not db:
         raise InputError("no database: give --db URL (or a SQLite file path) or set STARTNET_TRIAL_DB")
+    if backend(db) == "postgresql":
+        if args.user or args.user_site:
+            raise InputError("--user/--user-site are not accepted with PostgreSQL: the database login is the acting "
+                             "user, with the role and site the administrator granted it (startnet trial grant); "
+                             "STARTNET_USER/STARTNET_USER_SITE are ignored there")
+        return TrialStore.initialise(db, None, protocol) if init else TrialStore.open(db, None)
     user_site = args.user_site
     sites = (protocol or default_protocol()).sites
     user = current_user(args.user, user_site)
