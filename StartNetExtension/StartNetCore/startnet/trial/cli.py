@@ -22,7 +22,7 @@ from startnet.errors import InputError, OutputError
 from startnet.trial.identity import current_user
 from startnet.trial.protocol import Protocol, default_protocol
 from startnet.trial.results import check_matches, load_results
-from startnet.trial.urls import backend, redact_url
+from startnet.trial.urls import backend
 
 # SQLAlchemy/Alembic (startnet.trial.store, .summary) are imported by the handlers only, so that
 # building the ``startnet`` parser for other commands does not pay for them.

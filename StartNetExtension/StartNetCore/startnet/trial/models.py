@@ -3,7 +3,8 @@
 * ``trial_settings``: one row with the protocol parameters every site uses.
 * ``patients``: pseudonym, site, arm, enrolment date, eligibility record (JSON).
 * ``cycle_versions``: one row per *version* of a cycle record. A correction inserts a new version;
-  the database's insert trigger (migration 0003) clears ``current`` on the old one (``current`` is TRUE or NULL, never FALSE, so the unique
+  the database's insert trigger (migration 0003) clears ``current`` on the old one
+  (``current`` is TRUE or NULL, never FALSE, so the unique
   constraint on (patient, cycle, current) allows any number of superseded versions but exactly
   one current one: recording the same cycle twice is impossible even under a race). Database
   triggers (migration 0002) refuse any other UPDATE and every DELETE.

@@ -73,7 +73,7 @@ def upgrade() -> None:
 
 # --- hash chain of rows written before this revision --------------------------------------------
 def _backfill_hashes(bind) -> None:
-    from startnet.trial.audit_chain import GENESIS, FIELDS, row_hash
+    from startnet.trial.audit_chain import FIELDS, GENESIS, row_hash
 
     rows = bind.execute(sa.text(f"SELECT {', '.join(FIELDS)} FROM audit_log ORDER BY id")).mappings().all()
     prev = GENESIS
