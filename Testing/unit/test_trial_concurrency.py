@@ -123,15 +123,16 @@ _PAUSING_WRITER = textwrap.dedent("""
     import datetime as dt, pathlib, sys, time
     from sqlalchemy import event
     from sqlalchemy.orm import Session
-    from startnet.trial.models import AuditEntry
+    from startnet.trial.models import CycleVersion
     from startnet.trial.records import CycleEntry
     from startnet.trial.store import TrialStore
 
     url, marker, action = sys.argv[1:4]
 
     @event.listens_for(Session, "after_flush")
-    def _pause(session, _ctx):  # rows written, transaction not committed: wait to be killed
-        if any(isinstance(o, AuditEntry) and o.action == action for o in session.new):
+    def _pause(session, _ctx):  # the new version written (on PostgreSQL with its audit rows, by the
+        # database's triggers), transaction not committed: wait to be killed
+        if any(isinstance(o, CycleVersion) for o in session.new):
             pathlib.Path(marker).write_text("in transaction")
             time.sleep(600)
 
