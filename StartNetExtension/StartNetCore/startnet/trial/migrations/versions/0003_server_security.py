@@ -137,6 +137,15 @@ def _postgresql_upgrade(bind) -> None:
     op.execute(f"""
         CREATE FUNCTION startnet_site() RETURNS text LANGUAGE sql STABLE {definer} AS $$
           SELECT site FROM trial_users WHERE login = session_user $$""")
+    # what the login may see ('*': every site) and write (NULL for monitors): one call per statement
+    op.execute(f"""
+        CREATE FUNCTION startnet_read_scope() RETURNS text LANGUAGE sql STABLE {definer} AS $$
+          SELECT CASE role WHEN 'site' THEN site WHEN 'coordinator' THEN '*' WHEN 'monitor' THEN '*' END
+          FROM trial_users WHERE login = session_user $$""")
+    op.execute(f"""
+        CREATE FUNCTION startnet_write_scope() RETURNS text LANGUAGE sql STABLE {definer} AS $$
+          SELECT CASE role WHEN 'site' THEN site WHEN 'coordinator' THEN '*' END
+          FROM trial_users WHERE login = session_user $$""")
     op.execute(f"""
         CREATE FUNCTION startnet_whoami(OUT login text, OUT role text, OUT site text) LANGUAGE sql STABLE {definer}
         AS $$ SELECT session_user::text, startnet_role(), startnet_site() $$""")
@@ -253,24 +262,22 @@ def _postgresql_upgrade(bind) -> None:
         op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
                    "FOR EACH STATEMENT EXECUTE FUNCTION startnet_refuse()")
 
-    # row-level security: the login's row in trial_users decides (evaluated once per statement)
-    role, site = "(SELECT startnet_role())", "(SELECT startnet_site())"
+    # row-level security: the login's row in trial_users decides (an init plan: once per statement)
+    read, write = "(SELECT startnet_read_scope())", "(SELECT startnet_write_scope())"
     groups = ", ".join(GROUPS)
     writers = "startnet_site, startnet_coordinator"
     for table in ("patients", "cycle_versions", "audit_log", "trial_users"):
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-    op.execute(f"CREATE POLICY patients_read ON patients FOR SELECT TO {groups} USING "
-               f"({role} IN ('coordinator', 'monitor') OR ({role} = 'site' AND site = {site}))")
-    op.execute(f"CREATE POLICY patients_enrol ON patients FOR INSERT TO {writers} WITH CHECK "
-               f"({role} = 'coordinator' OR ({role} = 'site' AND site = {site}))")
-    visible_patient = "EXISTS (SELECT 1 FROM patients p WHERE p.id = cycle_versions.patient_pk)"  # patients' RLS
+    op.execute(f"CREATE POLICY patients_read ON patients FOR SELECT TO {groups} USING ({read} IN ('*', site))")
+    op.execute(f"CREATE POLICY patients_enrol ON patients FOR INSERT TO {writers} WITH CHECK ({write} IN ('*', site))")
+    # a cycle version is visible / writable with its patient (the subquery is under patients' RLS)
     op.execute(f"CREATE POLICY cycle_versions_read ON cycle_versions FOR SELECT TO {groups} USING "
-               f"({role} IN ('site', 'coordinator', 'monitor') AND {visible_patient})")
+               "(EXISTS (SELECT 1 FROM patients p WHERE p.id = cycle_versions.patient_pk))")
     op.execute(f"CREATE POLICY cycle_versions_record ON cycle_versions FOR INSERT TO {writers} WITH CHECK "
-               f"({role} IN ('site', 'coordinator') AND {visible_patient})")
+               f"(EXISTS (SELECT 1 FROM patients p WHERE p.id = cycle_versions.patient_pk "
+               f"AND {write} IN ('*', p.site)))")
     op.execute(f"CREATE POLICY audit_log_read ON audit_log FOR SELECT TO {groups} USING "
-               f"({role} IN ('coordinator', 'monitor') OR ({role} = 'site' AND "
-               f"patient_id IN (SELECT p.patient_id FROM patients p)))")
+               f"({read} = '*' OR patient_id IN (SELECT p.patient_id FROM patients p))")
 
     # privileges
     tables = "trial_settings, patients, cycle_versions, audit_log, trial_users, alembic_version"
@@ -282,12 +289,14 @@ def _postgresql_upgrade(bind) -> None:
                    f"pg_get_serial_sequence('{table}', 'id')); END $$")
     for fn in _FUNCTIONS:
         op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
-    for fn in ("startnet_role()", "startnet_site()", "startnet_whoami()"):
+    for fn in ("startnet_role()", "startnet_site()", "startnet_read_scope()", "startnet_write_scope()",
+               "startnet_whoami()"):
         op.execute(f"GRANT EXECUTE ON FUNCTION {fn} TO {groups}")
     op.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
 
 
-_FUNCTIONS = ("startnet_role()", "startnet_site()", "startnet_whoami()", "startnet_field(text)",
+_FUNCTIONS = ("startnet_role()", "startnet_site()", "startnet_read_scope()", "startnet_write_scope()",
+              "startnet_whoami()", "startnet_field(text)",
               "startnet_append_audit(text, text, text, text, text, text)", "startnet_patients_before()",
               "startnet_patients_after()", "startnet_cycle_versions_before()", "startnet_cycle_versions_after()",
               "startnet_settings_after()", "startnet_users_after()", "startnet_refuse()")
