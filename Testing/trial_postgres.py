@@ -8,6 +8,12 @@ PostgreSQL refuses to run as root, so under uid 0 the server runs as the ``postg
 user (``runuser``), which is given the temporary folder. Missing binaries FAIL the tests that
 need the server (never skip): the suite must run against both backends.
 
+Authentication is ``scram-sha-256`` for every connection (``initdb -A scram-sha-256``), so that
+logging in as another role without its password is really refused. Passwords are random, written
+to a 0600 password file in the temporary folder (libpq's format, ``host:port:db:user:password``)
+and found by libpq through the ``passfile`` connection parameter (``?passfile=`` in the URL);
+they never appear on a command line or in a URL. ``postgres`` is the cluster's superuser.
+
 ``trial_db_url`` is parametrised over ``sqlite`` and ``postgresql`` and gives each test an
 empty database of its own (an SQLite file path, or a fresh PostgreSQL database).
 """
@@ -18,13 +24,14 @@ import contextlib
 import glob
 import itertools
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import pytest
 
@@ -34,17 +41,35 @@ class PostgresServer:
     host: str
     port: int
     user: str
+    passfile: str  # libpq password file (0600) holding every test login's password
 
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"
+    def url(self, database: str, user: Optional[str] = None) -> str:
+        return (f"postgresql+psycopg://{user or self.user}@{self.host}:{self.port}/{database}"
+                f"?passfile={self.passfile}")
 
-    def create_database(self, name: str) -> str:
+    def connect(self, database: str = "postgres", user: Optional[str] = None, **kwargs):
         import psycopg
 
-        with psycopg.connect(host=self.host, port=self.port, user=self.user, dbname="postgres",
-                             autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        return psycopg.connect(host=self.host, port=self.port, user=user or self.user, dbname=database,
+                               passfile=self.passfile, **kwargs)
+
+    def remember_password(self, user: str, password: str) -> None:
+        """Add a login's password to the password file (never to a URL or a command line)."""
+        with open(self.passfile, "a", encoding="utf-8") as f:
+            f.write(f"{self.host}:{self.port}:*:{user}:{password}\n")
+
+    def create_database(self, name: str, owner: Optional[str] = None) -> str:
+        with self.connect(autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
+        return self.url(name, owner)
+
+    def create_owner(self, name: str) -> str:
+        """A non-superuser login that may create roles: the owner of a trial database's tables."""
+        password = secrets.token_urlsafe(18)
+        with self.connect(autocommit=True) as conn:
+            conn.execute(f'CREATE ROLE "{name}" LOGIN CREATEROLE PASSWORD \'{password}\'')
+        self.remember_password(name, password)
+        return password
 
 
 class PostgresUnavailable(RuntimeError):
@@ -84,14 +109,25 @@ def running_postgres() -> Iterator[PostgresServer]:
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         shutil.chown(tmp, user="postgres", group="postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
+    password = secrets.token_urlsafe(24)
+    pwfile, passfile = tmp / "superuser.pw", tmp / "pgpass"
     try:
-        _run(prefix + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                       "--locale=C", "--no-sync"], log)
+        for path, text in ((pwfile, password + "\n"), (passfile, "")):
+            fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+        if prefix:
+            shutil.chown(pwfile, user="postgres", group="postgres")
+        _run(prefix + [str(bindir / "initdb"), "-D", str(data), "-A", "scram-sha-256", "--pwfile", str(pwfile),
+                       "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"], log)
+        pwfile.unlink()
         port = _free_port()
         options = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60"
         _run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options,
                        "start"], log)
-        yield PostgresServer(host="127.0.0.1", port=port, user="postgres")
+        server = PostgresServer(host="127.0.0.1", port=port, user="postgres", passfile=str(passfile))
+        server.remember_password("postgres", password)
+        yield server
     finally:
         if (data / "postmaster.pid").exists():
             subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],

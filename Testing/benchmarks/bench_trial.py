@@ -2,7 +2,10 @@
 
 A trial-sized database (300 patients across the four sites, 7 cycles each, arm 3: 4; 1800 cycles) is
 written through :meth:`TrialStore.add_cycle` (patient lock, rule check, version row, audit row,
-one transaction each) on SQLite (WAL, synchronous=FULL) and on a throw-away PostgreSQL server.
+one transaction each) on SQLite (WAL, synchronous=FULL; audit row and hash chain by the client)
+and on a throw-away PostgreSQL server (scram passwords) as the four site users that ``grant``
+creates: every statement under row-level security, the audit rows and their hash chain written by
+the SECURITY DEFINER triggers (issue 12).
 Side by side in the same run (interleaved blocks of 50), the baseline is a bare SQLAlchemy Core
 INSERT of the same cycle row into a copy of the table (same columns, no constraints), one
 transaction per row, same database: the ratio is what correctness (lock, rules, audit) costs.
@@ -33,11 +36,13 @@ N_PATIENTS, N_CYCLES = 300, 7
 D0 = dt.date(2025, 1, 13)
 
 
-def _fill(store: TrialStore):
-    """Write every cycle; after each block of 50, as many bare INSERTs (interleaved, so that the
-    machine's load affects both alike). Returns (s per add_cycle, s per bare insert)."""
+def _fill(store: TrialStore, writers=None):
+    """Write every cycle (patient i through ``writers[i % 4]``, else ``store``); after each block of
+    50, as many bare INSERTs through ``store`` (interleaved, so that the machine's load affects both
+    alike). Returns (s per add_cycle, s per bare insert)."""
+    writers = writers or [store] * 4
     for i in range(N_PATIENTS):
-        store.enroll(f"SN-{i:04d}", SITES[i % 4], 1 + i % 3, dt.date(2025, 1, 2))
+        writers[i % 4].enroll(f"SN-{i:04d}", SITES[i % 4], 1 + i % 3, dt.date(2025, 1, 2))
     jobs = [(i, k) for k in range(1, N_CYCLES + 1) for i in range(N_PATIENTS) if not (i % 3 == 2 and k > 4)]
     now = dt.datetime.now(dt.timezone.utc)
     bare_table = Table("bench_bare_cycles", MetaData(),  # same columns, no constraints or indexes
@@ -48,7 +53,7 @@ def _fill(store: TrialStore):
         block = jobs[start:start + 50]
         t0 = time.perf_counter()
         for i, k in block:
-            store.add_cycle(f"SN-{i:04d}", CycleEntry(k, D0 + dt.timedelta(weeks=10 * (k - 1)), 7.4,
+            writers[i % 4].add_cycle(f"SN-{i:04d}", CycleEntry(k, D0 + dt.timedelta(weeks=10 * (k - 1)), 7.4,
                                                       2.5 + 0.001 * i))
         t1 = time.perf_counter()
         for j in range(len(block)):
@@ -62,9 +67,27 @@ def _fill(store: TrialStore):
     return checked_s / len(jobs), bare_s / len(jobs)
 
 
-def _measure(table, label: str, url: str) -> None:
-    store = TrialStore.initialise(url, User("bench"))
-    per_write_s, per_bare_s = _fill(store)
+def _site_writers(server, url: str, store: TrialStore):
+    """PostgreSQL: one granted site user per site (passwords only in the server's 0600 passfile)."""
+    import secrets
+
+    from startnet.trial import users
+
+    writers = []
+    for k, site in enumerate(SITES):
+        login, password = f"bench_site_{k}", secrets.token_urlsafe(16)
+        users.grant(store, login, "site", site, password)
+        server.remember_password(login, password)
+        writers.append(TrialStore.open(url.replace("bench_owner@", f"{login}@")))
+    return writers
+
+
+def _measure(table, label: str, url: str, server=None) -> None:
+    store = TrialStore.initialise(url, None if server else User("bench"))
+    writers = _site_writers(server, url, store) if server else None
+    per_write_s, per_bare_s = _fill(store, writers)
+    for w in writers or []:
+        w.close()
     status_t0 = time.perf_counter()
     for i in range(0, N_PATIENTS, 10):
         summary.status(store, f"SN-{i:04d}")
@@ -74,9 +97,11 @@ def _measure(table, label: str, url: str) -> None:
     export_s = time.perf_counter() - export_t0
     problems = summary.check_consistency(store)
     store.close()
-    table.add(f"{label}: add_cycle (lock+rules+version+audit, 1 txn)",
+    what = ("site users under RLS, audit + hash chain by triggers" if server
+            else "audit row + hash chain by the client")
+    table.add(f"{label}: add_cycle (lock+rules+version+audit, 1 txn; {what})",
               f"{per_write_s * 1e3:.2f} ms/cycle", ratio=per_write_s / per_bare_s, target="<= 5x",
-              note=f"vs bare INSERT {per_bare_s * 1e3:.2f} ms/row, same database")
+              note=f"vs bare INSERT {per_bare_s * 1e3:.2f} ms/row (owner, no RLS/triggers), same database")
     table.add(f"{label}: status of one patient ({N_CYCLES} cycles)", f"{per_status_s * 1e3:.1f} ms")
     table.add(f"{label}: CSV export", f"{export_s:.2f} s", note=f"{text.count(chr(10)) - 1} rows")
     table.add(f"{label}: consistency check after the run", f"{len(problems)} problems")
@@ -89,6 +114,7 @@ def run(table) -> None:
 
     try:
         with running_postgres() as server:
-            _measure(table, "postgresql", server.create_database("bench"))
+            server.create_owner("bench_owner")
+            _measure(table, "postgresql", server.create_database("bench", owner="bench_owner"), server)
     except PostgresUnavailable as exc:
         table.add("postgresql", "not measured", note=str(exc).splitlines()[0])

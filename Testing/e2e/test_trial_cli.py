@@ -173,7 +173,8 @@ def test_cli_refusals_scoping_and_corrections(tmp_path, capsys, monkeypatch):
     assert [(a["action"], a["user"], a["user_site"]) for a in audit] == [
         ("enroll", "coordinator", None), ("add_cycle", "ulla", "Uppsala"), ("correct_cycle", "ulla", None)]
     assert (audit[2]["old"]["kidney_gy"], audit[2]["new"]["kidney_gy"]) == (3.0, 2.5)
-    assert ok(cli("check")).strip() == "database consistent"
+    checked = ok(cli("check")).strip().splitlines()  # issue 12: the audit chain's head is shown too
+    assert checked[-1] == "database consistent" and checked[0].startswith("audit trail intact: 4 rows, chain head ")
     listed = json.loads(ok(cli("patients", "--json")))
     assert [p["patient"] for p in listed] == ["SN-001"]
     assert ok(cli("patients", env={"STARTNET_USER_SITE": "Skane"})) == ""

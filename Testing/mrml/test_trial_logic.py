@@ -207,20 +207,16 @@ def test_connect_asks_for_the_admin_upgrade_of_an_old_database(logic_and_db):
 
 
 def test_connect_never_creates_a_postgresql_database(postgres_server):
-    import psycopg
-
     logic = TrialSceneLogic(new_scene())
     with pytest.raises(InputError, match=r'database "trial_typo" does not exist\).*typo'):
         logic.list_patients(postgres_server.url("trial_typo"))
     empty = postgres_server.create_database("trial_empty")
     with pytest.raises(InputError, match=r"not a trial database yet.*administrator.*init"):
         logic.list_patients(empty)
-    with psycopg.connect(host=postgres_server.host, port=postgres_server.port, user=postgres_server.user,
-                         dbname="postgres") as conn:
+    with postgres_server.connect("postgres") as conn:  # scram: the password comes from the server's passfile
         names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
     assert "trial_typo" not in names
-    with psycopg.connect(host=postgres_server.host, port=postgres_server.port, user=postgres_server.user,
-                         dbname="trial_empty") as conn:  # opening did not create the schema either
+    with postgres_server.connect("trial_empty") as conn:  # opening did not create the schema either
         tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
         assert tables.fetchone()[0] == 0
 

@@ -32,9 +32,18 @@ def _date(i: int) -> dt.date:
     return D0 + dt.timedelta(weeks=10 * i)
 
 
+def is_postgresql(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+def as_user(url: str, name: str, site=None):
+    """A client-named user on SQLite; on PostgreSQL the database login acts (a name is refused)."""
+    return None if is_postgresql(url) else User(name, site)
+
+
 @pytest.fixture
 def store(trial_db_url):
-    s = TrialStore.initialise(trial_db_url, User("physicist", None))
+    s = TrialStore.initialise(trial_db_url, as_user(trial_db_url, "physicist"))
     yield s
     s.close()
 
@@ -45,7 +54,7 @@ def test_migrated_schema_equals_orm_metadata(store):
         assert diff == []
         assert MigrationContext.configure(conn).get_current_revision() == head_revision()
     tables = set(inspect(store.engine).get_table_names())
-    assert tables == {"alembic_version", "trial_settings", "patients", "cycle_versions", "audit_log"}
+    assert tables == {"alembic_version", "trial_settings", "patients", "cycle_versions", "audit_log", "trial_users"}
 
 
 def test_migrations_downgrade_to_base_and_upgrade_again(trial_db_url):
@@ -96,7 +105,7 @@ def test_protocol_stored_before_the_planning_parameters_still_loads(trial_db_url
     with engine.begin() as conn:
         conn.execute(text("UPDATE trial_settings SET protocol_json = :j WHERE id = 1"), {"j": old_json})
     engine.dispose()
-    store = TrialStore.open(trial_db_url, User("physicist", None))
+    store = TrialStore.open(trial_db_url, as_user(trial_db_url, "physicist"))
     try:
         assert store.protocol == default_protocol() and store.protocol.planning_confidence is None
         store.enroll("SN-002", "Uppsala", 2, dt.date(2025, 1, 2))
@@ -211,7 +220,9 @@ def test_corrections_keep_history_and_audit_old_to_new(store):
     audit = [a for a in store.audit_trail("SN-001") if a["action"] == "correct_cycle"]
     assert [(a["old"]["kidney_gy"], a["new"]["kidney_gy"]) for a in audit] == [(3.0, 2.7), (2.7, 2.7)]
     assert [(a["old"]["activity_gbq"], a["new"]["activity_gbq"]) for a in audit] == [(7.5, 7.5), (7.5, 7.3)]
-    assert all(a["user"] == "physicist" and a["at_utc"].endswith("Z") for a in audit)
+    # the client's name on SQLite; on PostgreSQL the database login (the test server's superuser)
+    login = "postgres" if is_postgresql(store.engine.url.drivername) else "physicist"
+    assert all(a["user"] == login and a["at_utc"].endswith("Z") for a in audit)
     with pytest.raises(InputError, match="not before cycle 2"):
         store.correct_cycle("SN-001", 1, {"date": _date(1)}, reason="wrong date")
     with pytest.raises(InputError, match="needs a reason"):
@@ -226,7 +237,8 @@ def test_corrections_keep_history_and_audit_old_to_new(store):
         "cycle 2 would now be a protocol deviation (activity_above_maximum)")
     store.correct_cycle("SN-001", 1, {"kidney_gy": 2.7}, reason="unit fixed")
     hist = summary.history(store, "SN-001")
-    assert hist["audit"][-2]["new"]["later_cycle_warnings"] == corrected["later_cycle_warnings"]
+    # the audit trail holds the rows as stored: the warnings are part of the corrected version
+    assert json.loads(hist["audit"][-2]["new"]["later_cycle_warnings_json"]) == corrected["later_cycle_warnings"]
     assert len(hist["versions"]) == 6
     assert [a["action"] for a in hist["audit"]] == ["enroll", "add_cycle", "add_cycle"] + ["correct_cycle"] * 4
     assert summary.check_consistency(store) == []
@@ -255,7 +267,10 @@ def test_cycle_versions_cannot_be_rewritten_in_the_database(store):
         (1, 3.0), (2, 2.5)]
 
 
-def test_site_scoping(trial_db_url):
+def test_site_scoping_by_the_client_on_sqlite(tmp_path):
+    """SQLite has no access control: the client scopes a named user to a site (PostgreSQL: the
+    server does, see test_trial_security.py)."""
+    trial_db_url = str(tmp_path / "trial.db")
     admin = TrialStore.initialise(trial_db_url, User("coordinator"))
     admin.enroll("SN-S1", "Skåne", 2, dt.date(2025, 1, 2))
     admin.enroll("SN-U1", "Uppsala", 2, dt.date(2025, 1, 2))

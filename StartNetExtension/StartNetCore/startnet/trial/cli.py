@@ -1,8 +1,10 @@
 """``startnet trial ...``: the trial tracker's command line (contract of issue 6, item 5).
 
 ``--db`` takes an SQLAlchemy URL or a plain SQLite file path (default: env STARTNET_TRIAL_DB).
-``--user``/``--user-site`` (env STARTNET_USER / STARTNET_USER_SITE) name who acts, for the audit
-trail and site scoping; the default is the operating-system user with no site restriction.
+SQLite: ``--user``/``--user-site`` (env STARTNET_USER / STARTNET_USER_SITE) name who acts, for the
+audit trail and site scoping; the default is the operating-system user with no site restriction.
+PostgreSQL: the database login acts, with the role and site granted to it (``grant``); the
+options are refused and the environment variables ignored.
 Values are parsed by the handlers (not argparse) so that every error is one line, exit code 2
 for bad input and 3 for a refused trial action.
 """
@@ -22,6 +24,7 @@ from startnet.errors import InputError, OutputError
 from startnet.trial.identity import current_user
 from startnet.trial.protocol import Protocol, default_protocol
 from startnet.trial.results import check_matches, load_results
+from startnet.trial.urls import backend
 
 # SQLAlchemy/Alembic (startnet.trial.store, .summary) are imported by the handlers only, so that
 # building the ``startnet`` parser for other commands does not pay for them.
@@ -31,9 +34,10 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
     default: Any = None if top else argparse.SUPPRESS
     parser.add_argument("--db", default=default, metavar="URL",
                         help="SQLAlchemy URL or SQLite file path (env STARTNET_TRIAL_DB)")
-    parser.add_argument("--user", default=default, help="user name for the audit trail (env STARTNET_USER)")
+    parser.add_argument("--user", default=default,
+                        help="SQLite only: user name for the audit trail (env STARTNET_USER)")
     parser.add_argument("--user-site", default=default, metavar="SITE",
-                        help="restrict the user to one site (env STARTNET_USER_SITE)")
+                        help="SQLite only: restrict the user to one site (env STARTNET_USER_SITE)")
 
 
 def register(subparsers) -> None:
@@ -41,9 +45,11 @@ def register(subparsers) -> None:
         "trial", help="START-NET trial tracker (patients, cycles, kidney dose)",
         description="Records START-NET patients and cycles and checks the next cycle against the protocol. "
                     "--db takes an SQLAlchemy URL or an SQLite file path (env STARTNET_TRIAL_DB). "
-                    "--user/--user-site (env STARTNET_USER/STARTNET_USER_SITE) name who acts; the default is "
-                    "the operating-system user with no site restriction. Exit codes: 0 done, 2 bad input, "
-                    "3 refused by the trial rules.")
+                    "SQLite (one site, no access control): --user/--user-site (env STARTNET_USER/"
+                    "STARTNET_USER_SITE) name who acts; the default is the operating-system user with no site "
+                    "restriction. PostgreSQL: the database login acts, with the role and site the owner granted "
+                    "it (grant/revoke/users); --user/--user-site are refused. Exit codes: 0 done, 1 check found "
+                    "problems, 2 bad input, 3 refused by the trial rules or the database.")
     _common(trial, top=True)
     sub = trial.add_subparsers(dest="trial_command", metavar="ACTION")
     trial.set_defaults(handler=lambda args: (trial.print_help(), 2)[1])
@@ -107,7 +113,26 @@ def register(subparsers) -> None:
     p.add_argument("--site")
     p.add_argument("--json", action="store_true")
 
-    add("check", _check, "verify the database's invariants (versions, audit entries)")
+    add("check", _check, "verify the database's invariants (versions, audit entries, the audit hash chain, every "
+                         "row against its audit entry); exit 1 naming the first altered, inserted or removed row")
+
+    p = add("grant", _grant, "PostgreSQL, owner only: create or update a login and give it one role")
+    p.add_argument("login", metavar="LOGIN", help="PostgreSQL login (role) name, lower case")
+    p.add_argument("--role", required=True, metavar="site|coordinator|monitor",
+                   help="site: one site's patients; coordinator: all sites; monitor: read-only, all sites")
+    p.add_argument("--site", help="the site of a site user")
+    p.add_argument("--password-file", metavar="FILE",
+                   help="file whose first line is the login's password (needed when the login is created)")
+
+    p = add("revoke", _revoke, "PostgreSQL, owner only: end a login's access to this trial database")
+    p.add_argument("login", metavar="LOGIN")
+
+    p = add("users", _users, "PostgreSQL, owner only: list the logins and their roles and sites")
+    p.add_argument("--json", action="store_true")
+
+    p = add("migrate-to", _migrate_to, "copy this trial (every patient, cycle version and audit row) into an "
+                                       "empty PostgreSQL database and check both sides")
+    p.add_argument("url", metavar="URL", help="postgresql://OWNER@HOST/DB (password from ~/.pgpass or PGPASSFILE)")
 
 
 # --- value parsing (one-line errors) -----------------------------------------------------------
@@ -161,6 +186,12 @@ def _store(args, init: bool = False, protocol: Optional[Protocol] = None):
     db = args.db or os.environ.get("STARTNET_TRIAL_DB")
     if not db:
         raise InputError("no database: give --db URL (or a SQLite file path) or set STARTNET_TRIAL_DB")
+    if backend(db) == "postgresql":
+        if args.user or args.user_site:
+            raise InputError("--user/--user-site are not accepted with PostgreSQL: the database login is the acting "
+                             "user, with the role and site the administrator granted it (startnet trial grant); "
+                             "STARTNET_USER/STARTNET_USER_SITE are ignored there")
+        return TrialStore.initialise(db, None, protocol) if init else TrialStore.open(db, None)
     user_site = args.user_site
     sites = (protocol or default_protocol()).sites
     user = current_user(args.user, user_site)
@@ -372,9 +403,55 @@ def _patients(args) -> int:
 
 def _check(args) -> int:
     from startnet.trial import summary
+    from startnet.trial.integrity import check_audit
 
-    problems = summary.check_consistency(_store(args))
+    store = _store(args)
+    problems = summary.check_consistency(store)
     for line in problems:
         print(f"inconsistent: {line}")
+    if not problems:
+        info = check_audit(store)[1]
+        print(f"audit trail intact: {info['audit_rows']} rows, chain head {info['head_hash']}")
     print("database consistent" if not problems else f"{len(problems)} problem(s)")
     return 0 if not problems else 1
+
+
+def _grant(args) -> int:
+    from startnet.trial import users
+
+    password = users.read_password_file(args.password_file) if args.password_file else None
+    info = users.grant(_store(args), args.login, args.role, args.site, password)
+    where = f" at {info['site']}" if info["site"] else ""
+    print(f"{'created' if info['created'] else 'updated'} login {info['login']}: {info['role']}{where}")
+    return 0
+
+
+def _revoke(args) -> int:
+    from startnet.trial import users
+
+    info = users.revoke(_store(args), args.login)
+    print(f"revoked login {info['login']}" + (f" ({info['role']})" if info["role"] else " (had no access)"))
+    return 0
+
+
+def _users(args) -> int:
+    from startnet.trial import summary, users
+
+    rows = users.users(_store(args))
+    if args.json:
+        print(summary.dumps_json(rows))
+        return 0
+    for u in rows:
+        state = "" if u["can_log_in"] else "  (cannot log in)"
+        print(f"{u['login']}\t{u['role']}\t{u['site'] or '(all sites)'}\tgranted {u['granted_at_utc']} by "
+              f"{u['granted_by']}{state}")
+    return 0
+
+
+def _migrate_to(args) -> int:
+    from startnet.trial.migrate import migrate_to
+
+    info = migrate_to(_store(args), args.url)
+    print(f"copied {info['patients']} patients, {info['cycle_versions']} cycle versions and {info['audit_rows']} "
+          f"audit rows to {info['to']}; both databases check consistent")
+    return 0

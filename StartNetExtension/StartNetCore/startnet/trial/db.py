@@ -4,7 +4,10 @@
 or a plain file path, meaning an SQLite file.
 
 SQLite (one site on a local disk; WAL does not work on network file systems, so several sites
-share a PostgreSQL server instead): WAL journal (readers never block the writer),
+share a PostgreSQL server instead). SQLite has NO access control: whoever can read the file reads
+every patient, whoever can write it can change anything (the audit hash chain only shows that it
+happened). The file is therefore created readable and writable by its owner only (0600; SQLite
+gives its -wal/-shm files the same mode). WAL journal (readers never block the writer),
 ``synchronous=FULL``, foreign keys on, a 30 s busy timeout, and every write transaction opened
 with ``BEGIN IMMEDIATE`` so that the read-check-write of a cycle is serialised between processes
 (no lost update). A process killed mid-transaction leaves the database as it was before that
@@ -20,6 +23,7 @@ The schema is only ever created by Alembic (``upgrade head``); no ``create_all``
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -77,6 +81,8 @@ def make_engine(db: str, must_exist: bool = True) -> Engine:
                              f"created only by the administrator: `startnet trial --db {path} init`")
         if not path.parent.is_dir():
             raise InputError(f"database {path}: folder {path.parent} does not exist")
+        if not path.exists():
+            _create_private_file(path)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         _configure_sqlite(engine)
         return engine
@@ -85,6 +91,19 @@ def make_engine(db: str, must_exist: bool = True) -> Engine:
     except ModuleNotFoundError as exc:
         raise InputError(f"--db {url}: database driver {exc.name!r} is not installed "
                          f"(pip install 'startnet[postgres]')") from None
+
+
+def _create_private_file(path: Path) -> None:
+    """An empty SQLite file readable and writable by its owner only (whatever the umask)."""
+    try:
+        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # created at the same moment by another init: SQLite opens it as it is
+    except OSError as exc:
+        raise InputError(f"database {path}: cannot be created ({exc.strerror})") from None
+    os.close(fd)
+    if hasattr(os, "chmod"):
+        os.chmod(str(path), 0o600)
 
 
 def _configure_sqlite(engine: Engine) -> None:

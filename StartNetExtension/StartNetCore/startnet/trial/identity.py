@@ -1,9 +1,13 @@
 """Who is acting (audit trail, site scoping) and what a patient may be called (pseudonyms only).
 
-The user is taken from ``--user``/``--user-site`` or the environment variables
-``STARTNET_USER``/``STARTNET_USER_SITE``; the default is the operating-system user with no site
-restriction (a trial coordinator). A user with a site may read and change only that site's
-patients.
+SQLite (one site, no access control): the user is taken from ``--user``/``--user-site`` or the
+environment variables ``STARTNET_USER``/``STARTNET_USER_SITE``; the default is the operating-system
+user with no site restriction (a trial coordinator). A user with a site may read and change only
+that site's patients (checked by the client only).
+
+PostgreSQL: the user is the database login (``session_user``) with the role and site the
+administrator granted it (``startnet trial grant``), read from the server
+(:meth:`startnet.trial.store.TrialStore.user`); names given by the client are refused.
 
 Patient IDs must be trial pseudonyms. Anything that looks like a Swedish personal identity
 number (personnummer YYMMDD-XXXX / YYYYMMDDXXXX, or a coordination number with day + 60) is
@@ -31,6 +35,7 @@ _PNR = re.compile(r"(?<!\d)(\d{2})?(\d{2})(\d{2})(\d{2})[-+ ]?(\d{4})(?!\d)")
 class User:
     name: str
     site: Optional[str] = None  # None: no site restriction
+    role: Optional[str] = None  # PostgreSQL: site | coordinator | monitor | owner (None on SQLite)
 
     def check_site(self, site: str, action: str, patient_id: str) -> None:
         if self.site is not None and _fold(self.site) != _fold(site):

@@ -2,13 +2,16 @@
 
 * ``trial_settings``: one row with the protocol parameters every site uses.
 * ``patients``: pseudonym, site, arm, enrolment date, eligibility record (JSON).
-* ``cycle_versions``: one row per *version* of a cycle record. A correction inserts a new version
-  and clears ``current`` on the old one (``current`` is TRUE or NULL, never FALSE, so the unique
+* ``cycle_versions``: one row per *version* of a cycle record. A correction inserts a new version;
+  the database's insert trigger (migration 0003) clears ``current`` on the old one
+  (``current`` is TRUE or NULL, never FALSE, so the unique
   constraint on (patient, cycle, current) allows any number of superseded versions but exactly
   one current one: recording the same cycle twice is impossible even under a race). Database
   triggers (migration 0002) refuse any other UPDATE and every DELETE.
 * ``audit_log``: append-only (UPDATE/DELETE are refused by database triggers): who, when (UTC),
-  action, entity, old -> new JSON.
+  action, entity, old -> new JSON (the rows as stored), hash-chained (``audit_chain.py``). On
+  PostgreSQL written only by triggers, naming the database login.
+* ``trial_users``: PostgreSQL login -> role and site (migration 0003, ``users.py``).
 
 Annotations are evaluated at runtime by SQLAlchemy, hence ``Optional``/``List`` (Python 3.9).
 """
@@ -20,6 +23,7 @@ from typing import List, Optional
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Float,
@@ -98,6 +102,7 @@ class CycleVersion(Base):
     deviations_json: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     deviation_reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     correction_reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    later_cycle_warnings_json: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     recorded_at_utc: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     recorded_by: Mapped[str] = mapped_column(String(128), nullable=False)
 
@@ -117,3 +122,22 @@ class AuditEntry(Base):
     patient_id: Mapped[Optional[str]] = mapped_column(String(64), nullable=True, index=True)
     old_json: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     new_json: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    prev_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)  # see audit_chain.py
+    row_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+
+
+class TrialUser(Base):
+    """PostgreSQL logins and what they may do (read by the row-level security policies through
+    SECURITY DEFINER functions; written by ``startnet trial grant``/``revoke``). Unused on SQLite."""
+
+    __tablename__ = "trial_users"
+    __table_args__ = (
+        CheckConstraint("role IN ('site', 'coordinator', 'monitor')", name="ck_trial_users_role"),
+        CheckConstraint("(role = 'site') = (site IS NOT NULL)", name="ck_trial_users_site"),
+    )
+
+    login: Mapped[str] = mapped_column(String(63), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    site: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    granted_at_utc: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    granted_by: Mapped[str] = mapped_column(String(128), nullable=False)

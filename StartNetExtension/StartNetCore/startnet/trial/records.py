@@ -105,6 +105,7 @@ def cycle_dict(v: CycleVersion) -> Dict[str, Any]:
         "dosimetry_source": v.dosimetry_source, "dosimetry": _loads(v.dosimetry_json),
         "deviations": _loads(v.deviations_json) or [], "deviation_reason": v.deviation_reason,
         "correction_reason": v.correction_reason,
+        "later_cycle_warnings": _loads(v.later_cycle_warnings_json) or [],
         "recorded_at_utc": utc_text(v.recorded_at_utc), "recorded_by": v.recorded_by,
     }
 
@@ -114,6 +115,22 @@ def patient_dict(p: Patient) -> Dict[str, Any]:
             "enrolled": p.enrolled.isoformat(),
             "eligibility": _loads(p.eligibility_json), "created_at_utc": utc_text(p.created_at_utc),
             "created_by": p.created_by}
+
+
+def row_json(obj: Any, exclude: tuple = ("current",)) -> Dict[str, Any]:
+    """A stored row as the audit trail holds it: column -> JSON value (what PostgreSQL's
+    ``to_jsonb(row)`` gives; dates ISO, timestamps UTC ISO), without the derived ``current`` flag."""
+    out: Dict[str, Any] = {}
+    for column in obj.__table__.columns:
+        if column.name in exclude:
+            continue
+        value = getattr(obj, column.name)
+        if isinstance(value, dt.datetime):
+            value = utc_text(value)
+        elif isinstance(value, dt.date):
+            value = value.isoformat()
+        out[column.name] = value
+    return out
 
 
 def audit_dict(a: AuditEntry) -> Dict[str, Any]:

@@ -5,6 +5,13 @@ patient (PostgreSQL row lock; SQLite ``BEGIN IMMEDIATE``), so concurrent writers
 processes or sites are serialised per patient and nothing is lost; a duplicate cycle is refused
 with "cycle N already recorded for patient X" (and the database's unique constraint backs this
 up should any path miss it). Reads and writes are scoped to the user's site when one is set.
+
+PostgreSQL: the acting user is the database login (:attr:`TrialStore.user` asks the server for
+its role and site); the server's row-level security is what enforces the site scoping (the
+client's checks only give clearer messages), and the audit rows are written by the database's
+triggers (this client cannot write ``audit_log`` at all). The patient lock is a transaction
+advisory lock on the patient (site users have no UPDATE privilege, which ``FOR UPDATE`` needs).
+SQLite: the client writes the audit rows and their hash chain (``audit_chain.py``) itself.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ import json
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from startnet.errors import InputError, TrialRuleError
 from startnet.trial import eligibility as elig
+from startnet.trial.audit_chain import FIELDS, GENESIS, row_hash
 from startnet.trial.db import make_engine, require_current_schema, upgrade
 from startnet.trial.identity import (
     User,
@@ -38,7 +46,11 @@ from startnet.trial.records import (
     dumps,
     entry_from_version,
     patient_dict,
+    row_json,
 )
+
+PATIENT_LOCK_CLASS = 0x53544E50  # pg_advisory_xact_lock(class, patient id)
+INSUFFICIENT_PRIVILEGE = "42501"  # also "new row violates row-level security policy"
 
 
 def _now() -> dt.datetime:
@@ -50,6 +62,11 @@ class TrialStore:
 
     def __init__(self, engine, user: Optional[User] = None):
         self.engine = engine
+        self.is_postgresql = engine.dialect.name == "postgresql"
+        if user is not None and self.is_postgresql:
+            engine.dispose()
+            raise InputError("a user name or site (--user/--user-site) is not accepted with PostgreSQL: the database "
+                             "login is the acting user, with the role and site granted to it (startnet trial grant)")
         self._user = user
         self._protocol: Optional[Protocol] = None
 
@@ -96,8 +113,22 @@ class TrialStore:
     @property
     def user(self) -> User:
         if self._user is None:
-            self._user = current_user()
+            self._user = self._login() if self.is_postgresql else current_user()
         return self._user
+
+    def _login(self) -> User:
+        """The PostgreSQL login, its role and site as the server sees them."""
+        with self._read() as s:
+            login, role, site = s.execute(text("SELECT login, role, site FROM startnet_whoami()")).one()
+        if role is None:
+            raise InputError(f"database login {login!r} has no access to this trial database; the administrator "
+                             f"grants it with `startnet trial --db OWNER_URL grant {login} --role site|coordinator|"
+                             f"monitor [--site SITE]`")
+        return User(name=login, site=site, role=role)
+
+    def _require_writer(self) -> None:
+        if self.user.role == "monitor":
+            raise TrialRuleError(f"user {self.user.name!r} is a monitor (read-only): nothing was changed")
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -107,6 +138,9 @@ class TrialStore:
         except OperationalError as exc:
             raise TrialRuleError(f"database busy or unavailable, nothing was changed "
                                  f"({str(exc.orig).strip().splitlines()[0]})") from None
+        except DBAPIError as exc:
+            _raise_if_refused(exc, self.user.name)
+            raise
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -116,22 +150,37 @@ class TrialStore:
                 yield s
         except OperationalError as exc:
             raise InputError(f"database unavailable ({str(exc.orig).strip().splitlines()[0]})") from None
+        except DBAPIError as exc:
+            _raise_if_refused(exc, self.user.name if self._user is not None else "this login")
+            raise
 
     def _audit(self, s: Session, action: str, entity: str, key: str, old: Any, new: Any,
                patient_id: Optional[str]) -> None:
-        s.add(AuditEntry(at_utc=_now(), user_name=self.user.name, user_site=self.user.site, action=action,
-                         entity=entity, entity_key=key, patient_id=patient_id, old_json=dumps(old),
-                         new_json=dumps(new)))
+        """SQLite: append an audit row and its hash (the caller holds the write lock, BEGIN
+        IMMEDIATE). PostgreSQL: nothing -- the database's triggers wrote it with the change."""
+        if self.is_postgresql:
+            return
+        last = s.execute(select(AuditEntry.id, AuditEntry.row_hash).order_by(AuditEntry.id.desc()).limit(1)).first()
+        entry = AuditEntry(id=(last[0] + 1) if last else 1, at_utc=_now(), user_name=self.user.name,
+                           user_site=self.user.site, action=action, entity=entity, entity_key=key,
+                           patient_id=patient_id, old_json=dumps(old), new_json=dumps(new))
+        entry.prev_hash = (last[1] or "") if last else GENESIS
+        entry.row_hash = row_hash(entry.prev_hash, {c: getattr(entry, c) for c in FIELDS})
+        s.add(entry)
+        s.flush()
 
     def _patient(self, s: Session, patient_id: str, action: str, lock: bool) -> Patient:
         patient_id = validate_patient_id(patient_id)
         query = select(Patient).where(Patient.patient_id == patient_id)
-        if lock:
+        if lock and not self.is_postgresql:
             query = query.with_for_update()
         patient = s.scalars(query).one_or_none()
         if patient is None:
-            raise InputError(f"unknown patient {patient_id!r}")
+            hidden = f" (user {self.user.name!r} sees only site {self.user.site})" if self.user.site else ""
+            raise InputError(f"unknown patient {patient_id!r}{hidden}")
         self.user.check_site(patient.site, action, patient_id)
+        if lock and self.is_postgresql:
+            s.execute(select(func.pg_advisory_xact_lock(PATIENT_LOCK_CLASS, patient.id)))
         return patient
 
     @staticmethod
@@ -149,6 +198,7 @@ class TrialStore:
         site = canonical_site(site, protocol.sites)
         protocol.arm_rules(arm)
         self.user.check_site(site, "enrol", patient_id)
+        self._require_writer()
         result = None
         if eligibility_record is not None:
             reject_identity_numbers({"eligibility": eligibility_record}, eligibility_source)
@@ -166,7 +216,7 @@ class TrialStore:
                 s.add(patient)
                 s.flush()
                 info = patient_dict(patient)
-                self._audit(s, "enroll", "patient", patient_id, None, info, patient_id)
+                self._audit(s, "enroll", "patient", patient_id, None, row_json(patient), patient_id)
         except IntegrityError:
             raise TrialRuleError(f"patient {patient_id!r} is already enrolled") from None
         return info
@@ -179,6 +229,7 @@ class TrialStore:
                                  "capecitabine_schedule": entry.capecitabine_schedule},
                                 f"cycle {entry.cycle} of patient {patient_id}")
         protocol = self.protocol
+        self._require_writer()
         try:
             with self._write() as s:
                 patient = self._patient(s, patient_id, "record cycles of", lock=True)
@@ -197,9 +248,10 @@ class TrialStore:
                                        recorded_at_utc=_now(), recorded_by=self.user.name)
                 apply_entry(version, entry)
                 s.add(version)
-                record = cycle_dict(version)  # written with its audit entry in one flush at commit
+                s.flush()
+                record = cycle_dict(version)
                 key = f"{patient.patient_id}/cycle {entry.cycle}"
-                self._audit(s, "add_cycle", "cycle", key, None, record, patient.patient_id)
+                self._audit(s, "add_cycle", "cycle", key, None, row_json(version), patient.patient_id)
                 if deviations:
                     self._audit(s, "deviation", "cycle", key, None,
                                 {"deviations": record["deviations"], "reason": deviation_reason},
@@ -228,6 +280,7 @@ class TrialStore:
         reject_identity_numbers({**changes, "reason": reason, "deviation_reason": deviation_reason},
                                 f"correction of cycle {cycle} of patient {patient_id}")
         protocol = self.protocol
+        self._require_writer()
         try:
             with self._write() as s:
                 patient = self._patient(s, patient_id, "correct cycles of", lock=True)
@@ -246,21 +299,21 @@ class TrialStore:
                 if deviations and not deviation_reason and {d.code for d in deviations} <= old_codes:
                     deviation_reason = old.deviation_reason  # same deviation, already justified
                 self._require_reason(patient.patient_id, cycle, deviations, deviation_reason)
-                old_record = cycle_dict(old)
-                old.current = None
-                s.flush()
+                old_record = row_json(old)
+                warnings = self._later_effects(protocol, patient, prior + [entry.to_dose()], later)
+                # the database's insert trigger supersedes the old version (current -> NULL) itself
                 new = CycleVersion(patient_pk=patient.id, version=old.version + 1, current=True,
                                    deviations_json=dumps([d.__dict__ for d in deviations]) if deviations else None,
                                    deviation_reason=deviation_reason if deviations else None,
-                                   correction_reason=reason, recorded_at_utc=_now(), recorded_by=self.user.name)
+                                   correction_reason=reason, later_cycle_warnings_json=dumps(warnings or None),
+                                   recorded_at_utc=_now(), recorded_by=self.user.name)
                 apply_entry(new, entry)
                 s.add(new)
                 s.flush()
+                s.expire(old, ["current"])
                 record = cycle_dict(new)
-                record["later_cycle_warnings"] = self._later_effects(
-                    protocol, patient, prior + [entry.to_dose()], later)
-                self._audit(s, "correct_cycle", "cycle", f"{patient.patient_id}/cycle {cycle}", old_record, record,
-                            patient.patient_id)
+                self._audit(s, "correct_cycle", "cycle", f"{patient.patient_id}/cycle {cycle}", old_record,
+                            row_json(new), patient.patient_id)
         except IntegrityError:
             raise TrialRuleError(f"cycle {cycle} of patient {patient_id} was changed by someone else at the "
                                  f"same time; nothing was changed, try again") from None
@@ -316,3 +369,12 @@ class TrialStore:
                 visible = select(Patient.patient_id).where(Patient.site == self.user.site)
                 query = query.where(AuditEntry.patient_id.in_(visible))
             return [audit_dict(a) for a in s.scalars(query)]
+
+
+def _raise_if_refused(exc: DBAPIError, who: str) -> None:
+    """A privilege or row-level-security refusal by the server as one line (exit code 3)."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state == INSUFFICIENT_PRIVILEGE:
+        reason = str(orig).strip().splitlines()[0] if str(orig).strip() else "permission denied"
+        raise TrialRuleError(f"refused by the database for {who}: {reason}; nothing was changed") from None

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from sqlalchemy import func, select
 
+from startnet.trial.integrity import check_audit
 from startnet.trial.models import AuditEntry, CycleVersion, Patient
 from startnet.trial.protocol import CycleDose, dose_summary
 from startnet.trial.records import CSV_COLUMNS
@@ -115,7 +116,8 @@ def check_consistency(store: TrialStore) -> List[str]:
     """Invariants a killed or racing writer must never break; returns the problems found.
 
     Every cycle has exactly one current version and versions 1..n; every patient's current
-    cycles are numbered 1..n; every cycle version and patient has its audit entry.
+    cycles are numbered 1..n; every cycle version and patient has its audit entry; the audit hash
+    chain is intact and every row equals what its audit entry recorded (:mod:`.integrity`).
     """
     problems: List[str] = []
     with store._read() as s:
@@ -150,6 +152,7 @@ def check_consistency(store: TrialStore) -> List[str]:
     for pid in patients.values():
         if audit_counts.get(("enroll", pid), 0) != 1:
             problems.append(f"{pid}: {audit_counts.get(('enroll', pid), 0)} enroll audit entries")
+    problems.extend(check_audit(store)[0])
     return problems
 
 
