@@ -100,8 +100,10 @@ def _run_rows(args, rows, out: Path) -> int:
     cohort = write_cohort(str(out), outcomes)
     failed = sum(o.status == "failed" for o in outcomes)
     skipped = sum(o.status == "skipped" for o in outcomes)
-    print(f"{len(outcomes) - failed - skipped} computed, {skipped} skipped (outputs current), {failed} failed; "
-          f"{summary}, {cohort}")
+    peaks = [o.peak_rss_mb for o in outcomes if o.status == "done" and o.peak_rss_mb]
+    memory = f"; peak memory per worker {max(peaks):.0f} MB" if peaks else ""
+    print(f"{len(outcomes) - failed - skipped} computed, {skipped} skipped (outputs current), {failed} failed"
+          f"{memory}; {summary}, {cohort}")
     for outcome in outcomes:
         if outcome.status == "failed":
             print(f"failed: {outcome.name}: {outcome.error}", file=sys.stderr)
