@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "startnet.commands.run",
     "startnet.commands.demo",
     "startnet.commands.accumulate",
+    "startnet.batch.cli",
     "startnet.phantom.cli",
     "startnet.dicomio.cli",
     "startnet.segmentation.cli",

@@ -49,6 +49,13 @@ class Progress:
         if self._callback is not None:
             self._callback(1.0, message)
 
+    def timings_so_far_s(self) -> Dict[str, float]:
+        """Wall time of each finished stage and of the current one up to now."""
+        timings = dict(self.timings_s)
+        if self._current is not None:
+            timings[self._current] = time.perf_counter() - self._stage_started
+        return timings
+
     def _finish_current(self) -> None:
         if self._current is not None:
             self.timings_s[self._current] = time.perf_counter() - self._stage_started

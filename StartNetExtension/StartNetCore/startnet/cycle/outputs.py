@@ -68,8 +68,12 @@ def _reference_dataset(ct_files: List[str], cycle, timepoint) -> Dict[str, objec
             "FrameOfReferenceUID": timepoint.frame_of_reference_uid}
 
 
-def write_outputs(result, options, staging: Path, progress=None) -> Dict[str, str]:
-    """Write results.json, dose/TIA/BED maps, RT Dose, DICOM SEG, scene and report; then commit."""
+def write_outputs(result, options, staging: Path, progress=None, timings=None) -> Dict[str, str]:
+    """Write results.json, dose/TIA/BED maps, RT Dose, DICOM SEG, scene and report; then commit.
+
+    ``timings`` (a callable returning the per-step wall times in s) is called just before
+    results.json is written, so the file carries them as ``provenance.timings_s``.
+    """
     out = Path(options.out_dir)
     analysis, registered, structures = result.analysis, result.registered, result.structures
     names: List[str] = []
@@ -109,6 +113,8 @@ def write_outputs(result, options, staging: Path, progress=None) -> Dict[str, st
         if options.write_report:
             names += _write_report(result, staging)
         result.results["outputs"] = sorted(names + ["results.json"])
+        if timings is not None:
+            result.results["provenance"]["timings_s"] = timings()
         (staging / "results.json").write_text(json.dumps(result.results, indent=2, default=_json_default))
         names.append("results.json")
         return _commit(staging, out, names)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -184,11 +185,18 @@ def register_cycle_to_reference(cycle: Cycle, reference_index: int, progress: Pr
 
 def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback] = None) -> CycleResult:
     """Run one cycle end to end and write every output into ``options.out_dir``."""
-    from startnet.cycle.outputs import prepare_output_dir, write_outputs
+    from startnet.cycle.outputs import prepare_output_dir
 
     options.validate()
     staging = prepare_output_dir(options.out_dir)  # fails early on an unwritable folder
-    progress = Progress(STAGES, progress_callback)
+    try:
+        return _run_steps(options, staging, Progress(STAGES, progress_callback))
+    finally:  # outputs were committed (the staging folder is gone) or nothing was: no half-written results
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run_steps(options: RunOptions, staging: Path, progress: Progress) -> CycleResult:
+    from startnet.cycle.outputs import write_outputs
 
     progress.stage("load", "reading DICOM and converting SPECT to Bq/mL")
     overrides = Overrides(injection_datetime=options.injection_datetime,
@@ -224,9 +232,10 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
 
     progress.stage("outputs", "writing results, exports, scene and report")
     result.trial_status = trial_status
-    result.files = write_outputs(result, options, staging, progress)
+    # results.json records every step's time; "outputs" up to the moment results.json is written
+    result.files = write_outputs(result, options, staging, progress,
+                                 timings=lambda: {k: round(v, 3) for k, v in progress.timings_so_far_s().items()})
     progress.done()
-    results["provenance"]["timings_s"] = {k: round(v, 3) for k, v in progress.timings_s.items()}
     return result
 
 
