@@ -33,6 +33,10 @@ def register(subparsers) -> None:
                      help="reference time point index in chronological order (default: closest to 24 h)")
     run.add_argument("--calibration-cps-per-mbq", type=float, metavar="X",
                      help="camera calibration factor for count images (overrides the headers)")
+    run.add_argument("--calibration", metavar="CAL.json|DIR",
+                     help="camera calibration from 'startnet calibrate' (or a folder of them: the file of the SPECT's "
+                          "camera is chosen): counts-to-activity factor, PSF and recovery curve with their "
+                          "uncertainties")
     run.add_argument("--dead-time-s", type=float, metavar="S",
                      help="paralysable dead time of the camera (s) for count images (default: no dead-time correction)")
     run.add_argument("--count-rate-kcps", type=kcps_list, metavar="KCPS[,KCPS...]", help=COUNT_RATE_HELP)
@@ -66,7 +70,7 @@ def _run(args) -> int:
         method=args.method, injection_datetime=args.injection_datetime,
         injected_activity_mbq=args.injected_activity_mbq, patient_id=args.patient, cycle=args.cycle,
         trial_db=args.trial_db, pvc=args.pvc, psf_fwhm_mm=args.psf_fwhm_mm, dead_time_s=args.dead_time_s,
-        count_rate_kcps=args.count_rate_kcps,
+        count_rate_kcps=args.count_rate_kcps, calibration_path=args.calibration,
     )
     result = run_cycle(options, None if args.quiet else terminal_progress())
     print(summary_text(result.results))

@@ -61,11 +61,17 @@ class RunOptions:
     count_rate_kcps: Optional[Tuple[float, ...]] = None
     write_scene: bool = True
     write_report: bool = True
+    # CAL.json or a folder of them (``startnet calibrate``); the one chosen for the SPECT's camera is
+    # ``applied_calibration`` (``startnet.calibration.use.AppliedCalibration``, set by ``run_cycle``)
+    calibration_path: Optional[str] = None
+    applied_calibration: Optional[Any] = field(default=None, repr=False)
 
     def psf_fwhm(self) -> float:
+        """The PSF for the partial-volume correction: --psf-fwhm-mm, else the calibration's, else the default."""
         from startnet.segmentation.recovery import DEFAULT_PSF_FWHM_MM
 
-        return float(self.psf_fwhm_mm or DEFAULT_PSF_FWHM_MM)
+        calibrated = getattr(self.applied_calibration, "psf_fwhm_mm", None)
+        return float(self.psf_fwhm_mm or calibrated or DEFAULT_PSF_FWHM_MM)
 
     def validate(self) -> None:
         if self.pvc not in PVC_METHODS:
@@ -195,7 +201,12 @@ def run_cycle(options: RunOptions, progress_callback: Optional[ProgressCallback]
                           injected_activity_mbq=options.injected_activity_mbq,
                           calibration_cps_per_mbq=options.calibration_cps_per_mbq,
                           dead_time_s=options.dead_time_s, count_rate_kcps=options.count_rate_kcps)
-    cycle, discovery = load_timepoints(options.input_dir, overrides)
+    if options.calibration_path:
+        from startnet.calibration.use import apply_to_run
+
+        cycle, discovery = apply_to_run(options, overrides)
+    else:
+        cycle, discovery = load_timepoints(options.input_dir, overrides)
     reference_index = choose_reference([tp.hours_post_injection for tp in cycle.timepoints],
                                        options.reference_timepoint)
 
@@ -241,7 +252,8 @@ def analyse_cycle(options: RunOptions, registered: RegisteredCycle, structures: 
     if progress is not None:
         progress.stage("quantify", "CT density and partial-volume corrected activities")
     analysis = analyse_structures(registered, structures, method=options.method,
-                                  pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress)
+                                  pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress,
+                                  **_calibration_inputs(options, registered))
     structures = analysis.structures
 
     if progress is not None:
@@ -249,6 +261,15 @@ def analyse_cycle(options: RunOptions, registered: RegisteredCycle, structures: 
     results = build_results(options, registered, structures, analysis, progress)
     return CycleResult(results, registered, structures, analysis, discovery=discovery,
                        reference_ct_files=reference_ct_files)
+
+
+def _calibration_inputs(options: RunOptions, registered: RegisteredCycle) -> Dict[str, Any]:
+    """What a camera calibration gives the analysis: recovery curve, CF and PSF relative SDs (none: defaults)."""
+    if options.applied_calibration is None:
+        return {}
+    from startnet.calibration.use import analysis_inputs
+
+    return analysis_inputs(options, registered.cycle)
 
 
 def radiopharmaceutical_name(spect_file: str) -> Optional[str]:
@@ -307,6 +328,8 @@ def build_results(options: RunOptions, registered: RegisteredCycle, structures: 
                 "dead_time_s": options.dead_time_s,
                 "count_rate_kcps_override": (list(options.count_rate_kcps)
                                              if options.count_rate_kcps is not None else None),
+                "calibration": (options.applied_calibration.provenance()
+                                if options.applied_calibration is not None else None),
             },
             "input": cycle.to_dict(),
             "structures_source": structures.source,
