@@ -100,3 +100,34 @@ def test_another_camera_is_refused_and_other_reconstruction_warned(calibrated_ru
     (tmp_path / "recon.json").write_text(json.dumps(changed))
     applied = select_calibration(str(tmp_path / "recon.json"), spect_camera(discover(str(files.dicom_dir))))
     assert any("iterations 8 calibrated, 4 scanned" in w for w in applied.warnings)
+
+
+def _run(calibrated_run, name, *extra):
+    files = calibrated_run["files"]
+    out = calibrated_run["root"] / name
+    result = startnet("run", files.dicom_dir, "--out", out, "--segmentation", files.segmentation_nrrd, "--quiet",
+                      *extra)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "results.json").read_text())
+
+
+def test_without_calibration_the_resolution_warning(calibrated_run):
+    calibrated = calibrated_run["results"]
+    assert not [w for w in calibrated["warnings"] if w.startswith("image resolution")]
+    assert abs(calibrated["provenance"]["psf_check"]["ratio"] - 1.0) < 0.2
+    plain = _run(calibrated_run, "plain", "--calibration-cps-per-mbq", "8")
+    warning = [w for w in plain["warnings"] if w.startswith("image resolution")]
+    assert len(warning) == 1 and "assumed PSF 11.0 mm" in warning[0] and "blurrier" in warning[0]
+    assert plain["provenance"]["psf_check"]["estimated_fwhm_mm"] > 13.2
+
+
+def test_psf_mis_set_by_20_percent_moves_kidney_dose_less_than_its_uncertainty(calibrated_run):
+    calibrated = calibrated_run["results"]
+    psf = calibrated["provenance"]["parameters"]["psf_fwhm_mm"]
+    for factor in (0.8, 1.2):
+        moved = _run(calibrated_run, f"psf{factor}", "--calibration", calibrated_run["cal"],
+                     "--psf-fwhm-mm", f"{psf * factor:.3f}")
+        for kidney in ("kidney_left", "kidney_right"):
+            base = calibrated["structures"][kidney]
+            shift = abs(moved["structures"][kidney]["mean_gy"] - base["mean_gy"])
+            assert shift < base["uncertainty_gy"], (factor, kidney, shift, base["uncertainty_gy"])

@@ -251,9 +251,12 @@ def analyse_cycle(options: RunOptions, registered: RegisteredCycle, structures: 
     """
     if progress is not None:
         progress.stage("quantify", "CT density and partial-volume corrected activities")
+    psf_mm, psf_check, psf_warnings = _checked_psf(options, registered, structures)
     analysis = analyse_structures(registered, structures, method=options.method,
-                                  pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress,
+                                  pvc=options.pvc, psf_fwhm_mm=psf_mm, progress=progress,
                                   **_calibration_inputs(options, registered))
+    analysis.warnings[:0] = psf_warnings
+    analysis.provenance["psf_check"] = psf_check
     structures = analysis.structures
 
     if progress is not None:
@@ -261,6 +264,25 @@ def analyse_cycle(options: RunOptions, registered: RegisteredCycle, structures: 
     results = build_results(options, registered, structures, analysis, progress)
     return CycleResult(results, registered, structures, analysis, discovery=discovery,
                        reference_ct_files=reference_ct_files)
+
+
+def _checked_psf(options: RunOptions, registered: RegisteredCycle, structures: Structures):
+    """(PSF FWHM for the correction, psf_check record, warnings): the assumed PSF checked on the patient's SPECT."""
+    from startnet.calibration.patient_psf import check_patient_psf
+    from startnet.segmentation import resample_mask
+
+    assumed = options.psf_fwhm()
+    if options.psf_fwhm_mm:
+        source = "--psf-fwhm-mm"
+    elif getattr(options.applied_calibration, "psf_fwhm_mm", None):
+        source = f"calibration {options.applied_calibration.path}"
+    else:
+        source = "default, not calibrated for this camera"
+    grid = registered.reference_grid
+    body = None if registered.ct_hu is None else resample_mask(registered.ct_hu > -500, grid, fractional=True)[1]
+    images = [sitk.GetArrayViewFromImage(im) for im in registered.activity_bqml]
+    return check_patient_psf(images, structures.fraction_maps(), tuple(reversed(grid.GetSpacing())), assumed, source,
+                             body)
 
 
 def _calibration_inputs(options: RunOptions, registered: RegisteredCycle) -> Dict[str, Any]:
@@ -337,6 +359,7 @@ def build_results(options: RunOptions, registered: RegisteredCycle, structures: 
             "dose": analysis.provenance.get("dose"),
             "bed_parameters": analysis.provenance.get("bed"),
             "uncertainty": analysis.provenance.get("uncertainty"),
+            "psf_check": analysis.provenance.get("psf_check"),
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         },
     }
