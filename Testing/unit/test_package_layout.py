@@ -49,7 +49,7 @@ def test_every_subcommand_is_listed_once():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command")
     assert list(subparsers.choices) == ["run", "demo", "accumulate", "batch", "phantom", "inspect",
-                                        "compare-segmentations", "trial"]
+                                        "compare-segmentations", "trial", "calibrate"]
 
 
 def test_no_loose_cycle_modules_at_the_package_top():

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "startnet.dicomio.cli",
     "startnet.segmentation.cli",
     "startnet.trial.cli",
+    "startnet.calibration.cli",
 ]
 
 INTERNAL_ERROR_EXIT = 70

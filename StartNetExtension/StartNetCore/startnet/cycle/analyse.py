@@ -120,10 +120,11 @@ def activity_stack_mbq(images: List[sitk.Image]) -> np.ndarray:
 
 
 def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc: str, psf_fwhm_mm: float,
-                         warnings: List[str], reasons: Optional[Dict[str, str]] = None):
+                         warnings: List[str], reasons: Optional[Dict[str, str]] = None, recovery_curve=None):
     """(activity MBq per structure and time point, recovery per structure, description, method per structure).
 
-    ``reasons``, when given, receives per structure why its method was used (for the report).
+    ``reasons``, when given, receives per structure why its method was used (for the report);
+    ``recovery_curve``: the camera's measured curve (``startnet calibrate``), else the shipped default.
     """
     reasons = {} if reasons is None else reasons
     from startnet.cycle.quantify import gtm_activities, normalised, overlapping
@@ -147,7 +148,7 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
         return (gtm.activity_mbq, gtm.apparent_recovery,
                 f"geometric transfer matrix (PSF {psf_fwhm_mm:g} mm FWHM); activity in VOIs enlarged by 1.5 FWHM "
                 "minus spill-in where the model explains the surrounding counts", gtm.method)
-    recovery = shipped_recovery_curve() if pvc == "rc" else None
+    recovery = (recovery_curve or shipped_recovery_curve()) if pvc == "rc" else None
     voxel_ml = float(np.prod(grid.GetSpacing())) / 1000.0
     activities, rc_values = {}, {}
     for name, mask in structures.masks.items():
@@ -227,13 +228,31 @@ def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
     return fraction
 
 
+def psf_elasticities(registered, structures, stack, ct_grid, pvc: str, psf_fwhm_mm: float, activities,
+                     recovery_curve=None, step: float = 0.1) -> Dict[str, float]:
+    """d ln A / d ln FWHM per structure (activity summed over time points): the PSF's GUM sensitivity."""
+    wider, _, _, _ = structure_activities(registered, structures, stack, ct_grid, pvc, psf_fwhm_mm * (1.0 + step), [],
+                                          recovery_curve=recovery_curve)
+    out = {}
+    for name, values in activities.items():
+        base, moved = float(np.sum(values)), float(np.sum(wider.get(name, values)))
+        out[name] = math.log(moved / base) / math.log(1.0 + step) if base > 0 and moved > 0 else 0.0
+    return out
+
+
 def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm", psf_fwhm_mm: float = 11.0,
-                       progress=None) -> StructureAnalysis:
+                       progress=None, recovery_curve=None, cf_rel_sd: Optional[float] = None,
+                       psf_fwhm_rel_sd: Optional[float] = None) -> StructureAnalysis:
+    """Kinetics, dose, BED and uncertainty per structure (module doc).
+
+    ``recovery_curve``, ``cf_rel_sd``, ``psf_fwhm_rel_sd``: the camera's calibration (``startnet
+    calibrate``); None: the shipped curve, 5 % for the CF and ``DEFAULT_PSF_REL_SD`` for the PSF.
+    """
     from startnet.cycle.structure_maps import bed_map_by_structure, kernel_electron_spill, scale_voxel_tia
     from startnet.dosimetry import density_on_grid, get_kernel, structure_dose_stats
     from startnet.dosimetry.bed import BedResult, structure_bed
-    from startnet.dosimetry.pvc_terms import pvc_terms
-    from startnet.dosimetry.uncertainty import structure_uncertainty
+    from startnet.dosimetry.pvc_terms import DEFAULT_PSF_REL_SD, pvc_terms
+    from startnet.dosimetry.uncertainty import DEFAULT_CF_REL_SD, structure_uncertainty
     from startnet.kinetics import fit_tac, fit_voxels
     from startnet.kinetics.fit import AICC_CONVENTION
     from startnet.kinetics.model_selection import model_selection_rel_sd
@@ -258,8 +277,11 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
         raise InputError(f"partial-volume correction {pvc!r}: expected one of {', '.join(PVC_METHODS)}")
     pvc_reasons: Dict[str, str] = {}
     activities, rc_values, pvc_used, pvc_methods = structure_activities(
-        registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings, pvc_reasons)
-    recovery = shipped_recovery_curve() if pvc != "none" else None
+        registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings, pvc_reasons, recovery_curve)
+    recovery = (recovery_curve or shipped_recovery_curve()) if pvc != "none" else None
+    psf_rel_sd = DEFAULT_PSF_REL_SD if psf_fwhm_rel_sd is None else float(psf_fwhm_rel_sd)
+    psf_elasticity = (psf_elasticities(registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, activities,
+                                       recovery_curve) if pvc != "none" and psf_rel_sd > 0 else {})
     structures = _without_empty(structures, activities, warnings)
     if progress is not None:
         progress.stage("kinetics", "fitting time-activity curves per structure and per voxel")
@@ -346,11 +368,13 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
             bed_result = BedResult(name, mean_gy, math.nan, math.nan, math.nan, alpha_beta, t_rep, "failed")
         terms = pvc_terms(name, pvc_methods[name], pvc_reasons.get(name, ""), volume_ml=volume_ml,
                           psf_fwhm_mm=psf_fwhm_mm, recovery=recovery,
-                          counted_volume_elasticity=counted_volume_elasticity(stack, mask))
+                          counted_volume_elasticity=counted_volume_elasticity(stack, mask),
+                          psf_rel_sd=psf_rel_sd, psf_elasticity=psf_elasticity.get(name, 0.0))
         ms_rel, ms_note = model_selection_rel_sd(fit)
         budget = structure_uncertainty(name, tia_mbq_h=fit.tia_mbq_h, tia_fit_sd_mbq_h=fit.tia_sd_mbq_h,
                                        volume_ml=volume_ml, volume_sd_ml=volume_sd_ml, dose_gy=mean_gy,
-                                       pvc=terms, tia_fit_dof=fit.tia_dof, model_selection_rel_sd=ms_rel)
+                                       pvc=terms, tia_fit_dof=fit.tia_dof, model_selection_rel_sd=ms_rel,
+                                       cf_rel_sd=DEFAULT_CF_REL_SD if cf_rel_sd is None else float(cf_rel_sd))
         dvhs[name] = (np.asarray(stats.dvh_dose_gy) * scale, np.asarray(stats.dvh_volume_fraction))
         results[name] = {
             "volume_ml": _finite(volume_ml, 3), "mass_g": _finite(mass_g, 3),

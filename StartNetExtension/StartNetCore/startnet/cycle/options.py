@@ -25,6 +25,7 @@ RUN_OPTION_FIELDS = {
     "labels": "labels_path",
     "reference_timepoint": "reference_timepoint",
     "calibration_cps_per_mbq": "calibration_cps_per_mbq",
+    "calibration": "calibration_path",
     "dead_time_s": "dead_time_s",
     "count_rate_kcps": "count_rate_kcps",
     "method": "method",
@@ -37,7 +38,7 @@ RUN_OPTION_FIELDS = {
     "psf_fwhm_mm": "psf_fwhm_mm",
 }
 # options whose value is a file path (relative paths in a manifest are relative to the manifest)
-PATH_OPTIONS = ("segmentation", "labels")
+PATH_OPTIONS = ("segmentation", "labels", "calibration")
 
 
 def aware_datetime(text: str) -> _dt.datetime:
@@ -59,6 +60,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="reference time point index in chronological order (default: closest to 24 h)")
     parser.add_argument("--calibration-cps-per-mbq", type=float, metavar="X",
                         help="camera calibration factor for count images (overrides the headers)")
+    parser.add_argument("--calibration", metavar="CAL.json|DIR",
+                        help="camera calibration from 'startnet calibrate' (or a folder of them: the file of the "
+                             "SPECT's camera is chosen): counts-to-activity factor, PSF and recovery curve with their "
+                             "uncertainties")
     parser.add_argument("--dead-time-s", type=float, metavar="S",
                         help="paralysable dead time of the camera (s) for count images "
                              "(default: no dead-time correction)")

@@ -62,11 +62,17 @@ class RunOptions:
     count_rate_kcps: Optional[Tuple[float, ...]] = None
     write_scene: bool = True
     write_report: bool = True
+    # CAL.json or a folder of them (``startnet calibrate``); the one chosen for the SPECT's camera is
+    # ``applied_calibration`` (``startnet.calibration.use.AppliedCalibration``, set by ``run_cycle``)
+    calibration_path: Optional[str] = None
+    applied_calibration: Optional[Any] = field(default=None, repr=False)
 
     def psf_fwhm(self) -> float:
+        """The PSF for the partial-volume correction: --psf-fwhm-mm, else the calibration's, else the default."""
         from startnet.segmentation.recovery import DEFAULT_PSF_FWHM_MM
 
-        return float(self.psf_fwhm_mm or DEFAULT_PSF_FWHM_MM)
+        calibrated = getattr(self.applied_calibration, "psf_fwhm_mm", None)
+        return float(self.psf_fwhm_mm or calibrated or DEFAULT_PSF_FWHM_MM)
 
     def validate(self) -> None:
         if self.pvc not in PVC_METHODS:
@@ -203,7 +209,12 @@ def _run_steps(options: RunOptions, staging: Path, progress: Progress) -> CycleR
                           injected_activity_mbq=options.injected_activity_mbq,
                           calibration_cps_per_mbq=options.calibration_cps_per_mbq,
                           dead_time_s=options.dead_time_s, count_rate_kcps=options.count_rate_kcps)
-    cycle, discovery = load_timepoints(options.input_dir, overrides)
+    if options.calibration_path:
+        from startnet.calibration.use import apply_to_run
+
+        cycle, discovery = apply_to_run(options, overrides)
+    else:
+        cycle, discovery = load_timepoints(options.input_dir, overrides)
     reference_index = choose_reference([tp.hours_post_injection for tp in cycle.timepoints],
                                        options.reference_timepoint)
 
@@ -249,8 +260,12 @@ def analyse_cycle(options: RunOptions, registered: RegisteredCycle, structures: 
     """
     if progress is not None:
         progress.stage("quantify", "CT density and partial-volume corrected activities")
+    psf_mm, psf_check, psf_warnings = _checked_psf(options, registered, structures)
     analysis = analyse_structures(registered, structures, method=options.method,
-                                  pvc=options.pvc, psf_fwhm_mm=options.psf_fwhm(), progress=progress)
+                                  pvc=options.pvc, psf_fwhm_mm=psf_mm, progress=progress,
+                                  **_calibration_inputs(options, registered))
+    analysis.warnings[:0] = psf_warnings
+    analysis.provenance["psf_check"] = psf_check
     structures = analysis.structures
 
     if progress is not None:
@@ -258,6 +273,34 @@ def analyse_cycle(options: RunOptions, registered: RegisteredCycle, structures: 
     results = build_results(options, registered, structures, analysis, progress)
     return CycleResult(results, registered, structures, analysis, discovery=discovery,
                        reference_ct_files=reference_ct_files)
+
+
+def _checked_psf(options: RunOptions, registered: RegisteredCycle, structures: Structures):
+    """(PSF FWHM for the correction, psf_check record, warnings): the assumed PSF checked on the patient's SPECT."""
+    from startnet.calibration.patient_psf import check_patient_psf
+    from startnet.segmentation import resample_mask
+
+    assumed = options.psf_fwhm()
+    if options.psf_fwhm_mm:
+        source = "--psf-fwhm-mm"
+    elif getattr(options.applied_calibration, "psf_fwhm_mm", None):
+        source = f"calibration {options.applied_calibration.path}"
+    else:
+        source = "default, not calibrated for this camera"
+    grid = registered.reference_grid
+    body = None if registered.ct_hu is None else resample_mask(registered.ct_hu > -500, grid, fractional=True)[1]
+    images = [sitk.GetArrayViewFromImage(im) for im in registered.activity_bqml]
+    return check_patient_psf(images, structures.fraction_maps(), tuple(reversed(grid.GetSpacing())), assumed, source,
+                             body)
+
+
+def _calibration_inputs(options: RunOptions, registered: RegisteredCycle) -> Dict[str, Any]:
+    """What a camera calibration gives the analysis: recovery curve, CF and PSF relative SDs (none: defaults)."""
+    if options.applied_calibration is None:
+        return {}
+    from startnet.calibration.use import analysis_inputs
+
+    return analysis_inputs(options, registered.cycle)
 
 
 def radiopharmaceutical_name(spect_file: str) -> Optional[str]:
@@ -316,6 +359,8 @@ def build_results(options: RunOptions, registered: RegisteredCycle, structures: 
                 "dead_time_s": options.dead_time_s,
                 "count_rate_kcps_override": (list(options.count_rate_kcps)
                                              if options.count_rate_kcps is not None else None),
+                "calibration": (options.applied_calibration.provenance()
+                                if options.applied_calibration is not None else None),
             },
             "input": cycle.to_dict(),
             "structures_source": structures.source,
@@ -323,6 +368,7 @@ def build_results(options: RunOptions, registered: RegisteredCycle, structures: 
             "dose": analysis.provenance.get("dose"),
             "bed_parameters": analysis.provenance.get("bed"),
             "uncertainty": analysis.provenance.get("uncertainty"),
+            "psf_check": analysis.provenance.get("psf_check"),
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         },
     }

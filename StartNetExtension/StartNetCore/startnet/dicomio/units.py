@@ -162,7 +162,8 @@ def to_bqml(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, ds, 
     cf = overrides.calibration_cps_per_mbq
     if cf is None:
         raise DicomInputError(f"{path}: {source} (no {RWVM} in Bq/ml) and no calibration factor: pass "
-                              "--calibration-cps-per-mbq (camera calibration in cps/MBq)")
+                              "--calibration-cps-per-mbq (camera calibration in cps/MBq) or --calibration CAL.json "
+                              "(startnet calibrate)")
     if duration is None:
         raise DicomInputError(f"{path}: counts image without acquisition duration: ActualFrameDuration "
                               "(0018,1242) is missing (also in the Rotation Information Sequence (0054,0052))")

@@ -21,6 +21,9 @@ Methods (``startnet.cycle.quantify`` / ``startnet.cycle.analyse``) and what they
       1 - RC(V, PSF + 4 mm) / RC(V, PSF) (closed form, ``sphere_recovery_coefficient``);
       the larger of the two applies to kidneys.
   ``rc`` also carries the recovery curve's own relative SD.
+* every method: the PSF FWHM's relative SD (the camera's calibration, ``startnet calibrate``, else
+  ``DEFAULT_PSF_REL_SD``: uniform within +-``PSF_EXCESS_MM`` of the 11 mm default) times the
+  method's measured sensitivity d ln A / d ln FWHM (the analysis re-runs it with a 10 % wider PSF).
 * ``none``: the plain VOI reads low by 1 - RC(V) (sphere at the assumed PSF): carried as above.
 
 Volume/boundary (the dose is D = TIA E / m, m = rho V; see ``startnet.dosimetry.uncertainty``):
@@ -43,6 +46,8 @@ from startnet.errors import InputError
 
 KIDNEY_FALLBACK_UNDERESTIMATE = 0.17
 PSF_EXCESS_MM = 4.0
+# relative SD of an assumed (uncalibrated) PSF: uniform within +-PSF_EXCESS_MM of the 11 mm default
+DEFAULT_PSF_REL_SD = PSF_EXCESS_MM / (math.sqrt(3.0) * 11.0)
 TOTAL_ACTIVITY_METHODS = ("enlarged VOI minus spill-in", "GTM")
 MODEL_BASED_METHODS = ("GTM", "rc", "none")
 
@@ -58,6 +63,8 @@ class PvcTerms:
     recovery_source: str = ""
     bias_underestimate: float = 0.0  # b: the method may read up to this fraction low
     bias_note: str = ""
+    psf_rel_sd: float = 0.0  # relative SD of the PSF FWHM used (calibrated, or DEFAULT_PSF_REL_SD)
+    psf_elasticity: float = 0.0  # d ln A / d ln FWHM of the method's activity (measured by re-running it)
 
     @property
     def bias_rel_sd(self) -> float:
@@ -77,17 +84,18 @@ def uniform_psf_underestimate(volume_ml: float, psf_fwhm_mm: float, excess_mm: f
 
 def pvc_terms(structure: str, method: str, reason: str, *, volume_ml: float, psf_fwhm_mm: float,
               recovery=None, counted_volume_elasticity: Optional[float] = None,
-              psf_excess_mm: float = PSF_EXCESS_MM) -> PvcTerms:
+              psf_excess_mm: float = PSF_EXCESS_MM, psf_rel_sd: float = 0.0, psf_elasticity: float = 0.0) -> PvcTerms:
     """Budget terms of ``method`` for one structure (see module docstring).
 
     ``recovery``: the RC curve used (``rc``); ``counted_volume_elasticity``: d ln(counts in the
-    VOI) / d ln V measured on the image (VOI methods; 1 assumed when not given).
+    VOI) / d ln V measured on the image (VOI methods; 1 assumed when not given). ``psf_rel_sd`` and
+    ``psf_elasticity``: the PSF FWHM's relative SD and d ln A / d ln FWHM (term "PSF FWHM").
     """
     if method in TOTAL_ACTIVITY_METHODS:
         elasticity = 0.0
     else:
         elasticity = 1.0 if counted_volume_elasticity is None else float(counted_volume_elasticity)
-    terms = PvcTerms(method, reason, elasticity)
+    terms = PvcTerms(method, reason, elasticity, psf_rel_sd=float(psf_rel_sd), psf_elasticity=float(psf_elasticity))
     if method == "rc":
         if recovery is None:
             raise InputError(f"PVC terms of '{structure}': method rc needs its recovery curve")

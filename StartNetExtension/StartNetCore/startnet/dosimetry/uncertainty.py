@@ -206,6 +206,8 @@ def _method_budget(structure, tia, fit_rel, u_v, dose_gy, cf_rel_sd, pvc, fit_do
         pvc_inputs.append((f"recovery coefficient curve ({pvc.recovery_source})", pvc.recovery_rel_sd, -1.0))
     if pvc.bias_underestimate > 0:
         pvc_inputs.append((f"{method}: uncorrected under-estimate ({pvc.bias_note})", pvc.bias_rel_sd, 1.0))
+    if getattr(pvc, "psf_rel_sd", 0.0) > 0 and getattr(pvc, "psf_elasticity", 0.0) != 0:
+        pvc_inputs.append((f"PSF FWHM (activity via {pvc.method})", pvc.psf_rel_sd, pvc.psf_elasticity))
     e = pvc.activity_volume_elasticity
     tia_inputs = common + pvc_inputs + [(f"volume (boundary; activity via {pvc.method})", u_v, e)]
     tia_budget = combine("TIA", tia, "MBq.h", tia_inputs)

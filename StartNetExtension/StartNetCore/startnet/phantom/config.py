@@ -140,6 +140,8 @@ class PhantomConfig:
     patient_birth_date: str = "19580314"
     patient_sex: str = "M"
     institution_name: str = "START-NET Digital Phantom Hospital"
+    # the camera's DeviceSerialNumber (0018,1000): a calibration (startnet calibrate) is matched to it
+    device_serial_number: str = "PH-0001"
     grid_override: Optional[Tuple[GridSpec, GridSpec]] = field(default=None, repr=False)
     # tumour kinetics variant (startnet.phantom.tacs.TUMOUR_KINETICS_VARIANTS): "default", or
     # "late_uptake" (tumour_1 still rising at 168 h, tumour_3 on a plateau)

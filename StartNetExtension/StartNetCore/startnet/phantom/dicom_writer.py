@@ -99,6 +99,7 @@ def _base(phantom, tp, study_uid: str, series_uid: str, frame_uid: str, modality
     ds.SoftwareVersions = f"startnet {__version__}"
     ds.InstitutionName = config.institution_name
     ds.StationName = "PHANTOM01"
+    ds.DeviceSerialNumber = config.device_serial_number
     ds.ReferringPhysicianName = ""
     ds.StudyDescription = f"177Lu-DOTATOC SPECT/CT {tp.hours_post_injection:g}h p.i."
     ds.SeriesDescription = series_description

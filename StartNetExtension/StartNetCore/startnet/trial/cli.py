@@ -113,6 +113,10 @@ def register(subparsers) -> None:
     p.add_argument("--site")
     p.add_argument("--json", action="store_true")
 
+    p = add("cameras", _cameras, "cameras and calibration files each site's recorded doses came from")
+    p.add_argument("--site")
+    p.add_argument("--json", action="store_true")
+
     add("check", _check, "verify the database's invariants (versions, audit entries, the audit hash chain, every "
                          "row against its audit entry); exit 1 naming the first altered, inserted or removed row")
 
@@ -398,6 +402,20 @@ def _patients(args) -> int:
     else:
         for p in rows:
             print(f"{p['patient']}\t{p['site']}\tarm {p['arm']}\t{p['enrolled']}")
+    return 0
+
+
+def _cameras(args) -> int:
+    from startnet.trial import summary
+    from startnet.trial.cameras import cameras_by_site
+
+    rows = cameras_by_site(_store(args), args.site)
+    if args.json:
+        print(summary.dumps_json(rows))
+    else:
+        for row in rows:
+            sha = f" calibration {row['calibration_sha256'][:12]}" if row["calibration_sha256"] else ""
+            print(f"{row['site']}\t{row['camera']}{sha}\t{len(row['cycles'])} cycle(s): {', '.join(row['cycles'])}")
     return 0
 
 
