@@ -54,7 +54,8 @@ def aware_datetime(text: str) -> _dt.datetime:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Every option of one cycle's run (``startnet run`` and, for all rows, ``startnet batch``)."""
     parser.add_argument("--segmentation", metavar="FILE",
-                        help=".seg.nrrd, DICOM SEG, or labelmap (.nii/.nii.gz/.nrrd)")
+                        help=".seg.nrrd, DICOM SEG, DICOM RTSTRUCT (drawn on the reference CT), or labelmap "
+                             "(.nii/.nii.gz/.nrrd)")
     parser.add_argument("--labels", metavar="LABELS.json", help="label value -> structure name (for a labelmap)")
     parser.add_argument("--reference-timepoint", type=int, metavar="N",
                         help="reference time point index in chronological order (default: closest to 24 h)")

@@ -223,8 +223,12 @@ def _run_steps(options: RunOptions, staging: Path, progress: Progress) -> CycleR
 
     progress.stage("segment", "structures on the reference grid")
     if options.segmentation_path:
+        ct_series = {tp.ct_series_uid: f"time point {i} ({tp.hours_post_injection:.1f} h)"
+                     for i, tp in enumerate(cycle.timepoints) if tp.ct_series_uid}
         structures = structures_from_file(options.segmentation_path, registered.reference_grid,
-                                          labels_path=options.labels_path, ct_hu=registered.ct_hu)
+                                          labels_path=options.labels_path, ct_hu=registered.ct_hu,
+                                          ct_series=ct_series,
+                                          reference_ct_series_uid=cycle.timepoints[reference_index].ct_series_uid)
     else:
         structures = automatic_structures(registered.ct_hu, registered.reference_grid)
 
@@ -364,6 +368,7 @@ def build_results(options: RunOptions, registered: RegisteredCycle, structures: 
             },
             "input": cycle.to_dict(),
             "structures_source": structures.source,
+            "segmentation_notes": list(structures.log),
             "kinetics": analysis.provenance.get("kinetics"),
             "dose": analysis.provenance.get("dose"),
             "bed_parameters": analysis.provenance.get("bed"),
