@@ -74,3 +74,25 @@ def test_rtstruct_of_a_ct_not_in_the_cycle_is_one_clear_line(phantom_rtstruct, t
     assert result.returncode != 0
     assert result.stderr.startswith("error: ") and "not in the cycle" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_run_with_blood_samples_writes_the_marrow_block(phantom_rtstruct, tmp_path):
+    from startnet.phantom.blood import marrow_truth, write_blood_samples
+
+    phantom, files, _, _ = phantom_rtstruct
+    truth = marrow_truth(phantom)
+    blood = write_blood_samples(phantom, tmp_path / "blood.csv")
+    out = tmp_path / "out"
+    result = startnet("run", files.dicom_dir, "--out", out, "--segmentation", files.segmentation_nrrd,
+                      "--reference-timepoint", phantom.reference_index, "--blood-samples", blood,
+                      "--patient-mass-kg", f"{truth['patient_mass_kg']:.3f}", "--quiet")
+    assert result.returncode == 0, result.stderr
+    marrow = json.loads((out / "results.json").read_text())["marrow"]
+    assert marrow["dose_gy"] == pytest.approx(truth["dose_gy"], rel=0.10)
+    assert marrow["red_marrow_to_blood_ratio"] == 1.0 and marrow["assumptions"]["cross_dose"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("datetime,activity_concentration_kbq_ml\nnot-a-time,3\n")
+    result = startnet("run", files.dicom_dir, "--out", tmp_path / "out2", "--segmentation", files.segmentation_nrrd,
+                      "--blood-samples", bad, "--quiet")
+    assert result.returncode != 0 and "row 1: datetime 'not-a-time'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
