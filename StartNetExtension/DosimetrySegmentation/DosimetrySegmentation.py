@@ -110,6 +110,10 @@ class DosimetrySegmentationWidget(StartNetModuleWidget):
                                               "Segmentations (*.seg.nrrd *.dcm *.nii *.nii.gz *.nrrd);;All files (*)")
         if not path:
             return
+        from StartNetCoreLib.dependencies import ensure_dependencies
+
+        if path.lower().endswith(".dcm") and not ensure_dependencies(["highdicom", "skimage"]):
+            return  # DICOM SEG needs highdicom, RTSTRUCT scikit-image
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Importing the segmentation failed.", waitCursor=True):
             self.logic.importSegmentation(path, p.referenceCt, self._segmentationNode())

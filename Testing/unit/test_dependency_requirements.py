@@ -72,3 +72,11 @@ def test_versions_and_pins():
         req.parse_version("unknown")
     assert req.bundled_pins({"numpy": "1.26.4", "scipy": None}) == ["numpy==1.26.4"]
     assert req.install_arguments([], {"numpy": "1.26.4"}) == []
+
+
+def test_scikit_image_for_rtstruct_fits_each_slicer():
+    # 0.24 is the last scikit-image for Python 3.9 (Slicer 5.8) and the first built against numpy 2 (Slicer 5.10)
+    slicer_58 = req.choose_requirements((3, 9, 10), req.SLICER_BUNDLED["5.8"])
+    slicer_510 = req.choose_requirements((3, 12, 10), req.SLICER_BUNDLED["5.10"])
+    assert slicer_58["skimage"] == "scikit-image>=0.22,<0.25"
+    assert slicer_510["skimage"] == "scikit-image>=0.24"

@@ -27,6 +27,9 @@ against these pins):
   numpy 1.22-2.0, so Slicer 5.8 (numpy 1.26.4) gets ``numba>=0.58,<0.61``. Python >= 3.10 gets
   ``numba>=0.60`` (the first release supporting numpy 2.0); with numpy pinned pip selects a numba
   whose numpy range includes the bundled one (0.67 for Slicer 5.10's numpy 2.0.2).
+- scikit-image (import name ``skimage``, RTSTRUCT contour filling): 0.24 is the last release for
+  Python 3.9 and the first built against numpy 2, so Slicer 5.8 gets ``scikit-image>=0.22,<0.25``
+  (numpy 1.26.4) and Python >= 3.10 ``scikit-image>=0.24`` (Slicer 5.10's numpy 2.0.2).
 - tzdata: only needed where Python finds no system zone files (Windows; Slicer does not bundle
   ``tzdata``); :mod:`StartNetCoreLib.dependencies` decides whether it is missing.
 """
@@ -39,7 +42,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 # Slicer-bundled packages that optional installs must keep at their installed version.
 BUNDLED_PACKAGES: Tuple[str, ...] = ("numpy", "scipy", "pydicom")
 # Optional packages by import name (the name importlib finds), in install order.
-OPTIONAL_PACKAGES: Tuple[str, ...] = ("numba", "sqlalchemy", "alembic", "highdicom", "matplotlib", "tzdata")
+OPTIONAL_PACKAGES: Tuple[str, ...] = ("numba", "sqlalchemy", "alembic", "highdicom", "matplotlib", "skimage",
+                                       "tzdata")
 
 # What each supported Slicer release bundles (see the table above; tags v5.8.1 and v5.10.0).
 SLICER_BUNDLED: Dict[str, Dict[str, str]] = {
@@ -86,6 +90,7 @@ def choose_requirements(python_version: Sequence[int], bundled: Mapping[str, Opt
         "alembic": "alembic>=1.12",
         "highdicom": highdicom,
         "matplotlib": "matplotlib>=3.7",
+        "skimage": "scikit-image>=0.22,<0.25" if python == (3, 9) else "scikit-image>=0.24",
         "tzdata": "tzdata>=2024.1",
     }
 

@@ -36,9 +36,12 @@ RUN_OPTION_FIELDS = {
     "cycle": "cycle",
     "pvc": "pvc",
     "psf_fwhm_mm": "psf_fwhm_mm",
+    "blood_samples": "blood_samples_path",
+    "marrow_blood_ratio": "marrow_blood_ratio",
+    "patient_mass_kg": "patient_mass_kg",
 }
 # options whose value is a file path (relative paths in a manifest are relative to the manifest)
-PATH_OPTIONS = ("segmentation", "labels", "calibration")
+PATH_OPTIONS = ("segmentation", "labels", "calibration", "blood_samples")
 
 
 def aware_datetime(text: str) -> _dt.datetime:
@@ -54,7 +57,8 @@ def aware_datetime(text: str) -> _dt.datetime:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Every option of one cycle's run (``startnet run`` and, for all rows, ``startnet batch``)."""
     parser.add_argument("--segmentation", metavar="FILE",
-                        help=".seg.nrrd, DICOM SEG, or labelmap (.nii/.nii.gz/.nrrd)")
+                        help=".seg.nrrd, DICOM SEG, DICOM RTSTRUCT (drawn on the reference CT), or labelmap "
+                             "(.nii/.nii.gz/.nrrd)")
     parser.add_argument("--labels", metavar="LABELS.json", help="label value -> structure name (for a labelmap)")
     parser.add_argument("--reference-timepoint", type=int, metavar="N",
                         help="reference time point index in chronological order (default: closest to 24 h)")
@@ -82,6 +86,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--psf-fwhm-mm", type=float, metavar="MM",
                         help="SPECT resolution (FWHM) for the partial-volume correction "
                              "(default: camera configuration)")
+    parser.add_argument("--blood-samples", metavar="BLOOD.csv",
+                        help="blood samples (columns datetime,activity_concentration_kbq_ml[,haematocrit]) for the "
+                             "red-marrow dose (EANM blood-based method)")
+    parser.add_argument("--marrow-blood-ratio", metavar="RMBLR",
+                        help="red-marrow-to-blood concentration ratio (default 1.0 for small peptides), or "
+                             "'sgouros' for 0.19/(1-haematocrit)")
+    parser.add_argument("--patient-mass-kg", type=float, metavar="KG",
+                        help="patient mass, for the marrow cross-dose from the remainder of the body")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -65,6 +65,10 @@ class RunOptions:
     # CAL.json or a folder of them (``startnet calibrate``); the one chosen for the SPECT's camera is
     # ``applied_calibration`` (``startnet.calibration.use.AppliedCalibration``, set by ``run_cycle``)
     calibration_path: Optional[str] = None
+    # red-marrow dose from blood samples (``startnet.dosimetry.marrow``)
+    blood_samples_path: Optional[str] = None
+    marrow_blood_ratio: Optional[str] = None  # a number or "sgouros"; default 1.0
+    patient_mass_kg: Optional[float] = None
     applied_calibration: Optional[Any] = field(default=None, repr=False)
 
     def psf_fwhm(self) -> float:
@@ -89,6 +93,10 @@ class RunOptions:
             raise InputError(f"--dead-time-s must be >= 0 s, got {self.dead_time_s}")
         if self.count_rate_kcps is not None and not all(v > 0 for v in self.count_rate_kcps):
             raise InputError(f"--count-rate-kcps values must be > 0 kcps, got {list(self.count_rate_kcps)}")
+        if self.patient_mass_kg is not None and not self.patient_mass_kg > 0:
+            raise InputError(f"--patient-mass-kg must be > 0 kg, got {self.patient_mass_kg}")
+        if self.marrow_blood_ratio is not None and not self.blood_samples_path:
+            raise InputError("--marrow-blood-ratio needs --blood-samples BLOOD.csv")
         if self.trial_db and (not self.patient_id or self.cycle is None):
             raise InputError("--trial-db needs --patient ID and --cycle N")
 
@@ -215,6 +223,9 @@ def _run_steps(options: RunOptions, staging: Path, progress: Progress) -> CycleR
         cycle, discovery = apply_to_run(options, overrides)
     else:
         cycle, discovery = load_timepoints(options.input_dir, overrides)
+    from startnet.cycle.marrow import load_blood_samples
+
+    blood_samples = load_blood_samples(options, cycle)
     reference_index = choose_reference([tp.hours_post_injection for tp in cycle.timepoints],
                                        options.reference_timepoint)
 
@@ -223,13 +234,22 @@ def _run_steps(options: RunOptions, staging: Path, progress: Progress) -> CycleR
 
     progress.stage("segment", "structures on the reference grid")
     if options.segmentation_path:
+        ct_series = {tp.ct_series_uid: f"time point {i} ({tp.hours_post_injection:.1f} h)"
+                     for i, tp in enumerate(cycle.timepoints) if tp.ct_series_uid}
         structures = structures_from_file(options.segmentation_path, registered.reference_grid,
-                                          labels_path=options.labels_path, ct_hu=registered.ct_hu)
+                                          labels_path=options.labels_path, ct_hu=registered.ct_hu,
+                                          ct_series=ct_series,
+                                          reference_ct_series_uid=cycle.timepoints[reference_index].ct_series_uid)
     else:
         structures = automatic_structures(registered.ct_hu, registered.reference_grid)
 
     result = analyse_cycle(options, registered, structures, progress, discovery=discovery)
     results = result.results
+    if blood_samples is not None:
+        from startnet.cycle.marrow import marrow_results
+
+        results["marrow"] = marrow_results(options, blood_samples, registered)
+        results["warnings"] += [f"marrow: {w}" for w in results["marrow"]["warnings"]]
 
     trial_status = None
     if options.trial_db:
@@ -364,6 +384,7 @@ def build_results(options: RunOptions, registered: RegisteredCycle, structures: 
             },
             "input": cycle.to_dict(),
             "structures_source": structures.source,
+            "segmentation_notes": list(structures.log),
             "kinetics": analysis.provenance.get("kinetics"),
             "dose": analysis.provenance.get("dose"),
             "bed_parameters": analysis.provenance.get("bed"),

@@ -118,20 +118,36 @@ def ct_masses_g(path: str, ct_hu: sitk.Image, labels, segments=None) -> Dict[str
 
 
 def structures_from_file(path: str, reference: sitk.Image, labels_path: Optional[str] = None,
-                         ct_hu: Optional[sitk.Image] = None) -> Structures:
+                         ct_hu: Optional[sitk.Image] = None, *, ct_series: Optional[Dict[str, str]] = None,
+                         reference_ct_series_uid: Optional[str] = None) -> Structures:
     """Masks of a segmentation file on the reference grid; empty or non-overlapping -> clear error.
 
     With the reference CT, structure masses are taken from the CT at its own resolution, which
-    avoids mixing tissues of different density in border voxels of the coarse SPECT grid.
+    avoids mixing tissues of different density in border voxels of the coarse SPECT grid. A DICOM
+    RTSTRUCT is rasterised onto the reference CT, which must be the CT it references (``ct_series``:
+    the cycle's CT series UID -> which time point, for the message when it is not).
     """
     if not Path(path).exists():
         raise InputError(f"--segmentation {path}: file not found")
-    from startnet.segmentation.io import read_segments
+    from startnet.segmentation.io import _is_dicom, read_segments
 
     labels = _read_labels(labels_path)
-    segments = read_segments(path, labels)
-    return structures_from_segments(segments, reference, ct_hu=ct_hu, where=str(path),
-                                    source=f"file: {Path(path).name}", option="--segmentation ")
+    grid = None
+    if _is_dicom(Path(path)):
+        from startnet.segmentation.rtstruct import check_referenced_ct, is_rtstruct, read_rtstruct
+
+        if is_rtstruct(path):
+            if ct_hu is None:
+                raise InputError(f"--segmentation {path}: an RTSTRUCT needs the CT it was drawn on, and the "
+                                 "reference time point has no CT")
+            check_referenced_ct(read_rtstruct(path), ct_series or {}, reference_ct_series_uid)
+            grid = ct_hu
+    segments = read_segments(path, labels, grid=grid)
+    structures = structures_from_segments(segments, reference, ct_hu=ct_hu, where=str(path),
+                                          source=f"file: {Path(path).name}", option="--segmentation ")
+    structures.log += list(getattr(segments, "notes", []))
+    structures.warnings += list(getattr(segments, "warnings", []))
+    return structures
 
 
 def structures_from_segments(segments, reference: sitk.Image, *, ct_hu: Optional[sitk.Image] = None,

@@ -137,7 +137,7 @@ class SegmentationSceneLogic:
         return segmentation_node
 
     def import_segmentation(self, path: str, reference_node, segmentation_node):
-        """Segments of a .seg.nrrd / DICOM SEG / labelmap file, on the reference CT's grid."""
+        """Segments of a .seg.nrrd / DICOM SEG / RTSTRUCT / labelmap file, on the reference CT's grid."""
         from startnet.segmentation import load_segmentation
 
         _check_reference_ct(reference_node)
@@ -146,7 +146,7 @@ class SegmentationSceneLogic:
         set_reference_geometry(segmentation_node, reference_node)
         replace_segments(self.scene, segmentation_node, dict(loaded.masks), reference)
         self._link_to_cycle(reference_node, segmentation_node)
-        self.log = [f"imported {len(loaded.masks)} segments from {path}"]
+        self.log = [f"imported {len(loaded.masks)} segments from {path}"] + list(loaded.notes)
         return segmentation_node
 
     def merge_segments(self, source_node, segmentation_node, reference_node,

@@ -60,6 +60,7 @@ class Segmentation:
     colors: Dict[str, Tuple[float, float, float]] = field(default_factory=dict)
     fractions: Dict[str, np.ndarray] = field(default_factory=dict)
     source: str = ""
+    notes: List[str] = field(default_factory=list)  # what loading did (e.g. ROIs carved out of others)
 
     def __post_init__(self) -> None:
         shape = self.shape

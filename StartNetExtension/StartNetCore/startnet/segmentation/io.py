@@ -3,6 +3,8 @@
 * Slicer ``.seg.nrrd``: header fields ``Segment{i}_Name``, ``_LabelValue``, ``_Layer``
   (multi-layer files are 4-D with the layer as first axis), ``_Color`` ("r g b", 0..1).
 * DICOM SEG (binary or fractional), read with highdicom; geometry from the SEG itself.
+* DICOM RTSTRUCT: each ROI's planar contours rasterised onto the CT they were drawn on (the
+  ``grid`` / reference image), overlaps carved (:mod:`startnet.segmentation.rtstruct`).
 * Labelmaps (.nii, .nii.gz, .nrrd, .mha) with ``labels`` = {value: name} (or {name: value}, or a
   JSON file holding either); without names, segments are called ``label_<value>``. Names of
   TotalSegmentator (``kidney_left``...) and Slicer ("left kidney") are understood.
@@ -294,9 +296,22 @@ def _is_dicom(path: Path) -> bool:
         return False
 
 
-def read_segments(path: Union[str, Path], labels: LabelsArg = None
+class SegmentList(list):
+    """Segments as :func:`read_segments` returns them, with what reading them did (``notes``, ``warnings``)."""
+
+    def __init__(self, items=(), notes=(), warnings=()):
+        super().__init__(items)
+        self.notes = list(notes)
+        self.warnings = list(warnings)
+
+
+def read_segments(path: Union[str, Path], labels: LabelsArg = None, grid: Optional[sitk.Image] = None
                   ) -> List[Tuple[str, sitk.Image, Optional[Tuple[float, float, float]]]]:
-    """(name, mask image on the file's own grid (cut to the segment), colour) for each segment."""
+    """(name, mask image on the file's own grid (cut to the segment), colour) for each segment.
+
+    An RTSTRUCT has no grid of its own: its contours are rasterised onto ``grid``, the CT they
+    were drawn on; the result is a :class:`SegmentList` whose ``notes`` say which ROIs were carved.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"segmentation file {path} does not exist")
@@ -308,6 +323,14 @@ def read_segments(path: Union[str, Path], labels: LabelsArg = None
             raise InputError(f"{path}: no Segment0_Name field; expected a Slicer .seg.nrrd")
         return segments
     if _is_dicom(path):
+        from startnet.segmentation.rtstruct import is_rtstruct, rasterise_rtstruct, read_rtstruct
+
+        if is_rtstruct(path):
+            if grid is None:
+                raise InputError(f"{path}: an RTSTRUCT is rasterised onto the CT its contours were drawn on; "
+                                 "no CT was given")
+            rasterised = rasterise_rtstruct(read_rtstruct(path), grid)
+            return SegmentList(rasterised.segments, rasterised.notes, rasterised.warnings)
         return _read_dicom_seg(path)
     return _read_labelmap(path, parsed)
 
@@ -326,8 +349,9 @@ def load_segmentation(path: Union[str, Path], reference_image: sitk.Image, label
     """
     path = Path(path)
     if segments is None:
-        segments = read_segments(path, labels)
+        segments = read_segments(path, labels, grid=reference_image)
     result = Segmentation(reference_image, source=str(path))
+    result.notes = list(getattr(segments, "notes", [])) + list(getattr(segments, "warnings", []))
     for name, mask_image, color in segments:
         if not np.any(sitk.GetArrayViewFromImage(mask_image)):
             raise InputError(f"{path}: segment '{name}' is empty")
