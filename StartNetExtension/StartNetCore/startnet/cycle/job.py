@@ -171,6 +171,7 @@ def write_job(job_dir, inputs: JobInputs) -> Path:
         segment["colour"] = [float(c) for c in colour] if colour is not None else None
     options = {f.name: getattr(inputs.options, f.name) for f in fields(inputs.options)}
     options["trial_db"] = None  # the module records after the user has seen the preview
+    options["applied_calibration"] = None  # chosen again from calibration_path by the job (run_job)
     job = {
         "schema": SCHEMA,
         "cycle": {**{name: getattr(cycle, name) for name in _CYCLE_FIELDS},
@@ -312,6 +313,10 @@ def run_job(job_dir, emit: Emit) -> Dict[str, Any]:
 
     inputs = read_job(job_dir)
     options = inputs.options
+    if options.calibration_path:  # the camera's CAL.json (Dosimetry module: calibration folder)
+        from startnet.calibration.use import apply_to_loaded_cycle
+
+        apply_to_loaded_cycle(options, inputs.cycle)
     staging = prepare_output_dir(options.out_dir)
     emit({"staging": str(staging)})
     try:
