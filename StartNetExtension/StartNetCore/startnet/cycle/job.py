@@ -18,7 +18,10 @@ The child rebuilds the in-memory objects (:func:`read_job`) and chains the same 
 ``startnet run``: :func:`~startnet.cycle.register.registered_from_transforms` ->
 :func:`~startnet.cycle.segments.structures_from_masks` -> :func:`~startnet.cycle.run.analyse_cycle`
 -> :func:`~startnet.cycle.outputs.write_outputs` (staged, then moved into OUT_DIR; a killed job
-leaves only its hidden staging folder, which :func:`discard_staging` removes).
+leaves only its hidden staging folder, which :func:`discard_staging` removes). With
+``options.calibration_path`` (the Dosimetry module's calibration folder) the camera's CAL.json is
+chosen by the time points' SPECT headers and applied first
+(:func:`startnet.calibration.use.apply_to_loaded_cycle`).
 
 stdout carries one JSON object per line (:func:`parse_line` reads them back)::
 
