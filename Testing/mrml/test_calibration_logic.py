@@ -215,3 +215,60 @@ def test_another_cameras_scan_into_the_same_file_is_refused(panel, tmp_path):
         panel["logic"].sensitivity(_files(files.dicom_dir), config.cylinder_activity_mbq,
                                    config.activity_datetime.isoformat(), panel["cal"])
     assert hashlib.sha256(panel["cal"].read_bytes()).hexdigest() == before
+
+
+class _Database:
+    """The ctkDICOMDatabase calls the module makes (patients, studies, series, files) over a dict."""
+
+    isOpen = True
+
+    def __init__(self, content):
+        self.content = content  # {patient: {study: {series: files}}}
+
+    def patients(self):
+        return list(self.content)
+
+    def fieldForPatient(self, field, uid):
+        return {"PatientID": f"ID-{uid}"}[field]
+
+    def nameForPatient(self, uid):
+        return "Phantom^NEMA"
+
+    def studiesForPatient(self, uid):
+        return list(self.content[uid])
+
+    def seriesForStudy(self, study):
+        return [s for studies in self.content.values() for s in studies.get(study, {})]
+
+    def filesForSeries(self, series):
+        return next(files for studies in self.content.values() for series_map in studies.values()
+                    for uid, files in series_map.items() if uid == series)
+
+
+def test_database_series_are_listed_and_shown(panel, scans):
+    import pydicom
+
+    from startnet.mrml.dicom_cycles import patient_spect_series
+
+    content = {}
+    for kind in ("cylinder", "spheres"):
+        for path in _files(scans[kind][0].dicom_dir):
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            content.setdefault("phantom", {}).setdefault(ds.StudyInstanceUID, {}).setdefault(
+                ds.SeriesInstanceUID, []).append(path)
+    series = patient_spect_series(_Database(content), "phantom")
+    assert len(series) == 2 and all("Acme Gamma 9 (serial SN-42)" in s.label for s in series)
+    spheres = next(s for s in series if s.files == _files(scans["spheres"][0].dicom_dir))
+    scene = panel["scene"]
+    node = panel["logic"].show_acquisition(spheres.files, panel["cal"])
+    count = scene.GetNumberOfNodes()
+    assert node.GetAttribute("startnet.units") == "Bq/mL"
+    # counts read with the file's sensitivity: the image is what the recovery step measured on
+    from startnet.mrml.volumes import volume_to_sitk
+
+    shown = sitk.GetArrayViewFromImage(volume_to_sitk(node))
+    measured = sitk.GetArrayViewFromImage(volume_to_sitk(panel["rec"].nodes["spect"]))
+    assert float(shown.sum()) == pytest.approx(float(measured.sum()), rel=1e-6)
+    assert panel["logic"].show_acquisition(spheres.files, panel["cal"]).GetID() == node.GetID()
+    assert scene.GetNumberOfNodes() == count
+    assert panel["markups"].GetDisplayNode() is not None

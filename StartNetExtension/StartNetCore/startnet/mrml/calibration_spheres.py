@@ -114,6 +114,8 @@ def show_spheres(scene, phantom: SpherePhantom, *, markups_node=None, table_node
     """Markups (one control point per sphere centre, RAS) and a volumes table from a phantom's description;
     the given nodes are refilled. Returns (markups node, table node)."""
     markups = markups_node or scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Sphere centres")
+    if markups.GetDisplayNode() is None:  # shown in the views (and its labels) also without the Markups logic
+        markups.CreateDefaultDisplayNodes()
     markups.RemoveAllControlPoints()
     for sphere in phantom.spheres:
         x, y, z = sphere.centre_mm
