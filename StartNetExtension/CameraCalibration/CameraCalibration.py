@@ -43,6 +43,10 @@ class CameraCalibration(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class CameraCalibrationParameterNode:
+    # sphereCentres is bound to a qMRMLNodeComboBox (a GUI connector in v5.8.1 and v5.10.0; the
+    # qSlicerSimpleMarkupsWidget connector exists in v5.10.0 only); the .ui passes the chosen node to a
+    # qSlicerMarkupsPlaceWidget (currentNodeChanged(vtkMRMLNode*) -> setCurrentNode(vtkMRMLNode*), both tags).
+    # Float fields on QDoubleSpinBox carry WithinRange (the connector resets an unannotated range, both tags).
     calibrationFile: pathlib.Path
     timezone: str = "Europe/Stockholm"
     activityMBq: Annotated[float, WithinRange(0.0, 100000.0)] = 0.0
