@@ -23,6 +23,7 @@ ICONS = {
     "StartNetExtension/TimepointRegistration/Resources/Icons/TimepointRegistration.png": ("#2a9d8f", "reg", "stack"),
     "StartNetExtension/DosimetrySegmentation/Resources/Icons/DosimetrySegmentation.png": ("#e76f51", "seg", "kidneys"),
     "StartNetExtension/Dosimetry/Resources/Icons/Dosimetry.png": ("#d62828", "Gy", "dose"),
+    "StartNetExtension/CameraCalibration/Resources/Icons/CameraCalibration.png": ("#264653", "RC", "recovery"),
     "StartNetExtension/TrialTracker/Resources/Icons/TrialTracker.png": ("#6a4c93", "30 Gy", "bars"),
 }
 
@@ -52,6 +53,14 @@ def _draw(path: Path, background: str, text: str, glyph: str) -> None:
         yy, xx = np.mgrid[0:1:64j, 0:1:64j]
         dose = np.exp(-(((xx - 0.5) / 0.18) ** 2 + ((yy - 0.58) / 0.14) ** 2))
         ax.imshow(np.ma.masked_less(dose, 0.08), extent=(0.15, 0.85, 0.3, 0.86), cmap="inferno", origin="lower")
+    elif glyph == "recovery":  # NEMA spheres and their recovery curve
+        for x, radius in ((0.24, 0.08), (0.42, 0.06), (0.56, 0.045), (0.67, 0.035)):
+            ax.add_patch(Ellipse((x, 0.78), 2 * radius, 2 * radius, color="#ffb703"))
+        volume = np.geomspace(0.3, 300.0, 40)
+        x = 0.14 + 0.72 * np.log(volume / 0.3) / np.log(1000.0)
+        rc = 1.0 - np.exp(-((volume / 6.0) ** 0.6))
+        ax.plot(x, 0.3 + 0.34 * rc, color="white", lw=2.5)
+        ax.plot(x[4::6], 0.3 + 0.34 * rc[4::6], "o", color="#e9c46a", ms=4)
     elif glyph == "bars":
         for i, height in enumerate((0.12, 0.25, 0.37, 0.5)):
             ax.add_patch(FancyBboxPatch((0.2 + 0.15 * i, 0.3), 0.1, height, boxstyle="square,pad=0", color="white"))

@@ -23,7 +23,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleTest,
 )
 from StartNetCoreLib.dependencies import ensure_dependencies
-from StartNetCoreLib.settings import setTrialDatabaseUrl, trialDatabaseUrl
+from StartNetCoreLib.settings import calibrationPath, setCalibrationPath, setTrialDatabaseUrl, trialDatabaseUrl
 from StartNetCoreLib.widget import StartNetModuleWidget
 
 
@@ -41,7 +41,9 @@ class Dosimetry(ScriptedLoadableModule):
             "correction), DVHs, BED and uncertainty run in a background process (Cancel stops it at once); the "
             "dose is shown with a dose colour table and isodose lines (SlicerRT), the TAC and DVH charts beside "
             "the results table. Outputs: results.json, RT Dose, DICOM SEG, report. Cycles can be summed "
-            "(cumulative dose and BED) and the cycle recorded in the trial database."
+            "(cumulative dose and BED) and the cycle recorded in the trial database. With a camera calibration "
+            "folder (Camera Calibration module) the file of the SPECT's camera supplies the sensitivity, PSF and "
+            "recovery curve; results.json names it."
         )
         self.parent.acknowledgementText = "START-NET trial (NCT05387603)."
 
@@ -75,6 +77,7 @@ class DosimetryWidget(StartNetModuleWidget):
     def setup(self):
         StartNetModuleWidget.setup(self)
         self.ui.databaseUrlLineEdit.text = trialDatabaseUrl()
+        self.ui.calibrationPathLineEdit.currentPath = calibrationPath()
         self.updateGuiState()
 
     def initializeParameterNode(self):
@@ -140,14 +143,21 @@ class DosimetryWidget(StartNetModuleWidget):
         if not ensure_dependencies(["numba", "highdicom", "matplotlib"]):
             return
         p = self._parameterNode
+        ok, calibration = self.run("The camera calibration folder was not stored.", setCalibrationPath,
+                                   self.ui.calibrationPathLineEdit.currentPath)
+        if not ok:
+            return
         jobDir = tempfile.mkdtemp(prefix="startnet-job-", dir=slicer.app.temporaryPath)
-        ok, _ = self.run("Could not prepare the dosimetry.", self.logic.writeJob, jobDir, p.outputDirectory,
-                         p.segmentation, p.method, p.pvc, p.patientId, p.cycleNumber)
+        ok, applied = self.run("Could not prepare the dosimetry.", self.logic.writeJob, jobDir, p.outputDirectory,
+                               p.segmentation, p.method, p.pvc, p.patientId, p.cycleNumber, calibration or None)
         if not ok:
             return
         from StartNetCoreLib.process import BackgroundJob
 
         self.ui.logTextEdit.clear()
+        if applied is not None:
+            self.ui.logTextEdit.appendPlainText(f"Camera calibration: {applied.path}"
+                                                + "".join(f"\nwarning: {w}" for w in applied.warnings))
         self.ui.progressBar.setValue(0)
         self.ui.summaryLabel.text = ""
         self._job = BackgroundJob(jobDir, self.onJobEvent, self.onJobFinished)
@@ -301,19 +311,27 @@ class DosimetryLogic(ScriptedLoadableModuleLogic):
         return DosimetryParameterNode(node)
 
     def writeJob(self, jobDir, outputDirectory, segmentationNode, method="vsv-density", pvc="gtm", patientId="",
-                 cycle=None):
-        """Write the background job's folder from the scene (no DICOM re-read, no registration)."""
+                 cycle=None, calibrationPath=None):
+        """Write the background job's folder from the scene (no DICOM re-read, no registration).
+
+        ``calibrationPath``: the camera calibration folder (or one CAL.json); the file of the cycle's
+        camera is chosen now (refused here when none matches) and applied by the job. Returns that
+        calibration (``startnet.calibration.use.AppliedCalibration``) or None.
+        """
         from startnet.cycle.job import write_job
         from startnet.cycle.run import RunOptions
         from startnet.errors import InputError
-        from startnet.mrml.dosimetry_job import job_inputs_from_scene
+        from startnet.mrml.dosimetry_job import check_job_calibration, job_inputs_from_scene
 
         if str(outputDirectory) in ("", "."):
             raise InputError("choose an output folder")
         options = RunOptions(input_dir="", out_dir=str(outputDirectory), method=method, pvc=pvc,
-                             patient_id=patientId.strip() or None, cycle=cycle, write_scene=False)
+                             patient_id=patientId.strip() or None, cycle=cycle, write_scene=False,
+                             calibration_path=str(calibrationPath) if calibrationPath else None)
         inputs = job_inputs_from_scene(slicer.mrmlScene, options, segmentation_node=segmentationNode)
-        return write_job(jobDir, inputs)
+        applied = check_job_calibration(inputs)
+        write_job(jobDir, inputs)
+        return applied
 
     def cycleDefaults(self):
         """(reference SPECT, segmentation) of the scene's loaded cycle; None where there is none."""

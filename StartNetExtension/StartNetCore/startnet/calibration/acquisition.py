@@ -57,7 +57,7 @@ def _first_spect(disc) -> Tuple[Any, str]:
     return series.headers[0], series.files[0]
 
 
-def units_of(input_dir: str) -> str:
+def units_of(input_dir) -> str:
     """'counts' or 'bqml' of the folder's (first) SPECT reconstruction."""
     from startnet.dicomio import discover
     from startnet.dicomio.units import units_mode
@@ -66,11 +66,11 @@ def units_of(input_dir: str) -> str:
     return units_mode(ds, path)[0]
 
 
-def load_acquisition(input_dir: str, *, reference_utc: Optional[_dt.datetime] = None,
+def load_acquisition(input_dir, *, reference_utc: Optional[_dt.datetime] = None,
                      cf_cps_per_mbq: Optional[float] = None, dead_time_s: Optional[float] = None,
                      count_rate_kcps: Optional[Tuple[float, ...]] = None,
                      timezone: str = "Europe/Stockholm") -> Acquisition:
-    """Read the folder's one SPECT acquisition (see module doc); counts need ``cf_cps_per_mbq``."""
+    """Read the folder's (or DICOM files') one SPECT acquisition (see module doc); counts need ``cf_cps_per_mbq``."""
     from startnet.dicomio import Overrides, discover, load_cycle
     from startnet.dicomio.timing import acquisition_start, get_zone, make_context
     from startnet.dicomio.units import units_mode
@@ -96,11 +96,11 @@ def load_acquisition(input_dir: str, *, reference_utc: Optional[_dt.datetime] = 
                           dead_time_s=dead_time_s, count_rate_kcps=count_rate_kcps, timezone=timezone)
     cycle = load_cycle(input_dir, overrides=overrides, discovery=disc)
     if len(cycle.timepoints) != 1:
-        raise InputError(f"{input_dir}: {len(cycle.timepoints)} SPECT acquisitions at different times; expected one "
-                         "calibration acquisition per folder")
+        raise InputError(f"{disc.input_dir}: {len(cycle.timepoints)} SPECT acquisitions at different times; "
+                         "expected one calibration acquisition per folder")
     tp = cycle.timepoints[0]
     chosen = next(s for s in disc.spect_series if s.series_uid == tp.spect_series_uid)
     warnings = [w for w in cycle.warnings if "no CT found" not in w and "injected activity" not in w]
     return Acquisition(tp.spect_bqml, tp.conversion["mode"], tp.acquisition_datetime, tp.spect_series_uid,
-                       tp.spect_file, camera_identity(chosen.headers[0]), dict(tp.conversion), str(input_dir),
+                       tp.spect_file, camera_identity(chosen.headers[0]), dict(tp.conversion), str(disc.input_dir),
                        warnings)

@@ -15,8 +15,6 @@ import json
 import shlex
 import sys
 
-from startnet.errors import InputError
-
 
 def _positive(text: str) -> float:
     try:
@@ -71,45 +69,22 @@ def _command_line() -> str:
     return "startnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _existing(path: str):
-    from pathlib import Path
-
-    from startnet.calibration.calfile import read_calibration
-
-    return read_calibration(path) if Path(path).exists() else None
-
-
-def _source(acq, extra) -> dict:
-    import datetime as _dt
-
-    out = {"dicom_dir": acq.input_dir, "series_instance_uids": [acq.series_uid], "spect_file": acq.spect_file,
-           "command": _command_line(), "run_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    out.update(extra)
-    return out
-
-
 def _print_warnings(warnings) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
 
 def _sensitivity(args) -> int:
-    from startnet.calibration.acquisition import load_acquisition
-    from startnet.calibration.calfile import merge_into
-    from startnet.calibration.sensitivity import measure_sensitivity
     from startnet.calibration.spheres import parse_datetime
+    from startnet.calibration.steps import calibrate_sensitivity
     from startnet.dicomio.timing import get_zone
 
-    if not 0 <= args.activity_rel_sd < 1:
-        raise InputError(f"--activity-rel-sd must be in [0, 1), got {args.activity_rel_sd}")
     when = parse_datetime(args.activity_datetime, "--activity-datetime", get_zone(args.timezone))
-    existing = _existing(args.out)
-    acq = load_acquisition(args.dicom_dir, reference_utc=when, cf_cps_per_mbq=1.0, dead_time_s=args.dead_time_s,
-                           timezone=args.timezone)
-    result = measure_sensitivity(acq, args.activity_mbq, when, margin_mm=args.margin_mm,
-                                 psf_fwhm_mm=(existing or {}).get("psf_fwhm_mm"), activity_rel_sd=args.activity_rel_sd)
-    data = merge_into(args.out, acq.camera, result["values"], "sensitivity", _source(acq, {}))
-    _print_warnings(result["warnings"])
+    step = calibrate_sensitivity(args.dicom_dir, args.activity_mbq, when, args.out,
+                                 activity_rel_sd=args.activity_rel_sd, margin_mm=args.margin_mm,
+                                 dead_time_s=args.dead_time_s, timezone=args.timezone, command=_command_line())
+    data, acq = step.data, step.acquisition
+    _print_warnings(step.warnings)
     if data.get("sensitivity_cps_per_mbq") is not None and acq.mode == "counts":
         print(f"{args.out}: sensitivity {data['sensitivity_cps_per_mbq']:.4g} cps/MBq "
               f"(relative SD {100 * data['sensitivity_rel_sd']:.2f} %) for {_camera(acq.camera)}")
@@ -126,33 +101,18 @@ def _camera(camera) -> str:
 
 
 def _recovery(args) -> int:
-    from startnet.calibration.acquisition import load_acquisition, units_of
-    from startnet.calibration.calfile import merge_into
-    from startnet.calibration.camera import describe, same_camera
-    from startnet.calibration.recovery import measure_recovery
+    from startnet.calibration.camera import describe
     from startnet.calibration.spheres import read_spheres
+    from startnet.calibration.steps import calibrate_recovery
     from startnet.dicomio.timing import get_zone
 
     phantom = read_spheres(args.spheres, get_zone(args.timezone))
-    existing = _existing(args.out)
-    cf = None
-    if units_of(args.dicom_dir) == "counts":
-        cf = (existing or {}).get("sensitivity_cps_per_mbq")
-        if cf is None:
-            raise InputError(f"{args.dicom_dir}: the sphere SPECT holds counts and {args.out} has no sensitivity: run "
-                             f"'startnet calibrate sensitivity ... --out {args.out}' first (counts need a calibration)")
-    acq = load_acquisition(args.dicom_dir, reference_utc=phantom.reference_datetime, cf_cps_per_mbq=cf,
-                           dead_time_s=args.dead_time_s, timezone=args.timezone)
-    if existing is not None and not same_camera(existing["camera"], acq.camera):
-        raise InputError(f"calibration file {args.out} describes {describe(existing['camera'])}; this scan comes from "
-                         f"{describe(acq.camera)}: write another camera's calibration into its own file")
-    result = measure_recovery(acq, phantom)
-    merge_into(args.out, acq.camera, result["values"], "recovery",
-               _source(acq, {"spheres_file": args.spheres, "calibration_cps_per_mbq_used": cf}))
-    _print_warnings(result["warnings"])
-    values = result["values"]
+    step = calibrate_recovery(args.dicom_dir, phantom, args.out, dead_time_s=args.dead_time_s,
+                              timezone=args.timezone, command=_command_line(), spheres_origin=args.spheres)
+    _print_warnings(step.warnings)
+    values = step.values
     print(f"{args.out}: PSF FWHM {values['psf_fwhm_mm']:.2f} mm (relative SD {100 * values['psf_fwhm_rel_sd']:.1f} %) "
-          f"for {describe(acq.camera)}")
+          f"for {describe(step.acquisition.camera)}")
     for sphere in values["spheres"]:
         print(f"  {sphere['name']}: {sphere['volume_ml']:.3g} mL  RC {sphere['rc']:.3f} +- {sphere['rc_sd']:.3f}  "
               f"(mean/true {sphere['rc_mean']:.3f}, count-conserving {sphere['rc_count_conserving']:.3f})")

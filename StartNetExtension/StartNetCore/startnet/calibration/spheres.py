@@ -76,32 +76,41 @@ def read_spheres(path, zone: _dt.tzinfo) -> SpherePhantom:
         raise InputError(f"spheres file {p}: not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"spheres file {p}: not readable JSON ({exc})") from None
+    return parse_spheres(data, zone, f"spheres file {p}", str(p))
+
+
+def parse_spheres(data, zone: _dt.tzinfo, where: str, path: str = "") -> SpherePhantom:
+    """The phantom a SPHERES.json document describes (``where`` names it in messages: a file, a markups node)."""
     if not isinstance(data, dict) or not isinstance(data.get("spheres"), list) or not data["spheres"]:
-        raise InputError(f"spheres file {p}: expected an object with a non-empty 'spheres' list")
+        raise InputError(f"{where}: expected an object with a non-empty 'spheres' list")
     spheres = []
     for i, item in enumerate(data["spheres"]):
-        where = f"spheres file {p}: spheres[{i}]"
+        at = f"{where}: spheres[{i}]"
         if not isinstance(item, dict):
-            raise InputError(f"{where} must be an object with name, centre_mm, volume_ml")
+            raise InputError(f"{at} must be an object with name, centre_mm, volume_ml")
         centre = item.get("centre_mm")
         if not isinstance(centre, list) or len(centre) != 3:
-            raise InputError(f"{where}.centre_mm must be [x, y, z] in mm, got {centre!r}")
+            raise InputError(f"{at}.centre_mm must be [x, y, z] in mm, got {centre!r}")
         if not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in centre):
-            raise InputError(f"{where}.centre_mm must be three finite numbers (mm), got {centre!r}")
+            raise InputError(f"{at}.centre_mm must be three finite numbers (mm), got {centre!r}")
         spheres.append(Sphere(str(item.get("name") or f"sphere_{i + 1}"), tuple(float(c) for c in centre),
-                              _number(item.get("volume_ml"), f"{where}.volume_ml")))
-    hot = _number(data.get("sphere_concentration_kbq_ml"), f"spheres file {p}: sphere_concentration_kbq_ml")
-    warm = _number(data.get("background_concentration_kbq_ml"), f"spheres file {p}: background_concentration_kbq_ml",
+                              _number(item.get("volume_ml"), f"{at}.volume_ml")))
+    names = [s.name for s in spheres]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"{where}: sphere names must be unique, {', '.join(repeated)} repeated")
+    hot = _number(data.get("sphere_concentration_kbq_ml"), f"{where}: sphere_concentration_kbq_ml")
+    warm = _number(data.get("background_concentration_kbq_ml"), f"{where}: background_concentration_kbq_ml",
                    positive=False)
     if not hot > warm:
-        raise InputError(f"spheres file {p}: sphere_concentration_kbq_ml {hot:g} must exceed the background's {warm:g}")
+        raise InputError(f"{where}: sphere_concentration_kbq_ml {hot:g} must exceed the background's {warm:g}")
     if "reference_datetime" not in data:
-        raise InputError(f"spheres file {p}: 'reference_datetime' (ISO 8601, when the concentrations were measured) "
+        raise InputError(f"{where}: 'reference_datetime' (ISO 8601, when the concentrations were measured) "
                          "is missing")
-    when = parse_datetime(data["reference_datetime"], f"spheres file {p}: reference_datetime", zone)
+    when = parse_datetime(data["reference_datetime"], f"{where}: reference_datetime", zone)
     rel = _number(data.get("concentration_rel_sd", DEFAULT_CONCENTRATION_REL_SD),
-                  f"spheres file {p}: concentration_rel_sd", positive=False)
-    return SpherePhantom(spheres, hot, warm, when, rel, str(p))
+                  f"{where}: concentration_rel_sd", positive=False)
+    return SpherePhantom(spheres, hot, warm, when, rel, path)
 
 
 def sphere_share(image: sitk.Image, sphere: Sphere, where: str = ""):

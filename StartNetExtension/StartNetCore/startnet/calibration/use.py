@@ -143,6 +143,77 @@ def spect_camera(discovery) -> Dict[str, Any]:
     return first
 
 
+def _same_cameras(cameras, where: str) -> Dict[str, Any]:
+    first_where, first = cameras[0]
+    for other_where, camera in cameras[1:]:
+        if not same_camera(first, camera):
+            raise InputError(f"{where}: {other_where} comes from {describe(camera)}, {first_where} from "
+                             f"{describe(first)}; one calibration cannot serve both")
+    return first
+
+
+def loaded_cycle_camera(cycle) -> Dict[str, Any]:
+    """Camera of a cycle already loaded (the Slicer scene, a job): its time points' SPECT DICOM headers.
+
+    InputError when a time point does not name its SPECT file (``spect_file``) or the file cannot be
+    read: the calibration is chosen by the camera the header states, never guessed.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    cameras = []
+    for index, tp in enumerate(cycle.timepoints):
+        path = str(getattr(tp, "spect_file", "") or "")
+        where = f"time point {index} ({tp.hours_post_injection:.1f} h)"
+        if not path:
+            raise InputError(f"{where}: its SPECT DICOM file is not recorded (spect_file); the calibration is chosen "
+                             "by the camera in that file's header: load the cycle from DICOM")
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except (OSError, InvalidDicomError) as exc:
+            raise InputError(f"{where}: SPECT DICOM file {path} cannot be read ({exc}); the calibration is chosen "
+                             "by the camera in its header") from None
+        cameras.append((f"the SPECT of {where} ({path})", camera_identity(ds)))
+    if not cameras:
+        raise InputError("the cycle has no time points to match a calibration to")
+    return _same_cameras(cameras, "cycle")
+
+
+def apply_to_loaded_cycle(options, cycle) -> AppliedCalibration:
+    """``options.calibration_path`` applied to a cycle loaded earlier (Slicer's Dosimetry module, its job).
+
+    Chooses the file of the time points' camera (as ``startnet run --calibration``) and sets
+    ``options.applied_calibration``. Count images were converted to Bq/mL when they were loaded, with
+    the CF given then (recorded in ``conversion``); with a calibrated sensitivity they are rescaled to
+    it (CF at load / calibrated CF) and ``conversion`` records both, as a run would have converted
+    them with the calibration's CF. Bq/mL images (vendor quantification) are left as they are. The
+    selection's warnings (reconstruction differs, several files) and a note per rescaled time point
+    are added to ``cycle.warnings``.
+    """
+    import SimpleITK as sitk
+
+    applied = select_calibration(options.calibration_path, loaded_cycle_camera(cycle))
+    options.applied_calibration = applied
+    notes = list(applied.warnings)
+    calibrated = applied.sensitivity_cps_per_mbq
+    if calibrated and options.calibration_cps_per_mbq is None:
+        for index, tp in enumerate(cycle.timepoints):
+            conversion = dict(tp.conversion or {})
+            loaded = conversion.get("calibration_cps_per_mbq")
+            if conversion.get("mode") != "counts" or not loaded:
+                continue
+            factor = float(loaded) / float(calibrated)
+            if abs(factor - 1.0) > 1e-9:
+                tp.spect_bqml = sitk.Cast(tp.spect_bqml * factor, tp.spect_bqml.GetPixelID())
+                notes.append(f"time point {index} ({tp.hours_post_injection:.1f} h): counts were converted at load "
+                             f"with {float(loaded):g} cps/MBq; rescaled to the calibrated sensitivity "
+                             f"{float(calibrated):.4g} cps/MBq of {applied.path}")
+            conversion.update(calibration_cps_per_mbq=float(calibrated), calibration_cps_per_mbq_at_load=float(loaded),
+                              calibration_file=applied.path)
+            tp.conversion = conversion
+    cycle.warnings = notes + list(cycle.warnings or [])
+    return applied
+
 
 def apply_to_run(options, overrides):
     """Load step of ``startnet run --calibration``: choose the camera's file, supply its CF, load the cycle.

@@ -18,7 +18,10 @@ The child rebuilds the in-memory objects (:func:`read_job`) and chains the same 
 ``startnet run``: :func:`~startnet.cycle.register.registered_from_transforms` ->
 :func:`~startnet.cycle.segments.structures_from_masks` -> :func:`~startnet.cycle.run.analyse_cycle`
 -> :func:`~startnet.cycle.outputs.write_outputs` (staged, then moved into OUT_DIR; a killed job
-leaves only its hidden staging folder, which :func:`discard_staging` removes).
+leaves only its hidden staging folder, which :func:`discard_staging` removes). With
+``options.calibration_path`` (the Dosimetry module's calibration folder) the camera's CAL.json is
+chosen by the time points' SPECT headers and applied first
+(:func:`startnet.calibration.use.apply_to_loaded_cycle`).
 
 stdout carries one JSON object per line (:func:`parse_line` reads them back)::
 
@@ -171,6 +174,7 @@ def write_job(job_dir, inputs: JobInputs) -> Path:
         segment["colour"] = [float(c) for c in colour] if colour is not None else None
     options = {f.name: getattr(inputs.options, f.name) for f in fields(inputs.options)}
     options["trial_db"] = None  # the module records after the user has seen the preview
+    options["applied_calibration"] = None  # chosen again from calibration_path by the job (run_job)
     job = {
         "schema": SCHEMA,
         "cycle": {**{name: getattr(cycle, name) for name in _CYCLE_FIELDS},
@@ -312,6 +316,10 @@ def run_job(job_dir, emit: Emit) -> Dict[str, Any]:
 
     inputs = read_job(job_dir)
     options = inputs.options
+    if options.calibration_path:  # the camera's CAL.json (Dosimetry module: calibration folder)
+        from startnet.calibration.use import apply_to_loaded_cycle
+
+        apply_to_loaded_cycle(options, inputs.cycle)
     staging = prepare_output_dir(options.out_dir)
     emit({"staging": str(staging)})
     try:

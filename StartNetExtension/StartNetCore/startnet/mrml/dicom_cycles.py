@@ -55,3 +55,33 @@ def patient_files(database, patient_uid: str) -> List[str]:
 def patient_cycles(database, patient_uid: str, overrides: Optional[Overrides] = None) -> List[CycleListing]:
     """The patient's cycles (one per injection) with their time points and files, no pixels read."""
     return list_cycles(patient_files(database, patient_uid), overrides)
+
+
+@dataclass
+class DatabaseSeries:
+    """One SPECT reconstruction of the database (a calibration acquisition): its files and a label."""
+
+    series_uid: str
+    files: List[str]
+    label: str
+    camera: str
+
+
+def patient_spect_series(database, patient_uid: str) -> List[DatabaseSeries]:
+    """The SPECT reconstructions (NM, RECON TOMO) of a patient of the database, e.g. a phantom's scans,
+    labelled with description, acquisition date-time and camera; headers only, no pixels read."""
+    from startnet.calibration.camera import camera_identity, describe
+    from startnet.dicomio import discover
+
+    disc = discover(patient_files(database, patient_uid))
+    out = []
+    for series in disc.spect_series:
+        ds = series.headers[0] if series.headers else None
+        when = " ".join(str(getattr(ds, k, "") or "") for k in ("AcquisitionDate", "AcquisitionTime")).strip()
+        camera = describe(camera_identity(ds)) if ds is not None else "?"
+        label = f"{series.description or series.series_uid} ({when[:13] or 'no date'}, {camera})"
+        out.append(DatabaseSeries(series.series_uid, list(series.files), label, camera))
+    if not out:
+        raise InputError(f"patient {patient_uid} has no SPECT reconstruction (NM, ImageType RECON TOMO) in the "
+                         "DICOM database")
+    return out

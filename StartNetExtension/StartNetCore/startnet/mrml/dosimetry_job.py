@@ -53,3 +53,16 @@ def job_inputs_from_scene(scene, options, *, segmentation_node=None, cycle_node=
     cycle_inputs = cycle_inputs_from_scene(scene, cycle_node=cycle_node, segmentation_node=segmentation_node)
     return job_inputs(scene, cycle_inputs, cycle_inputs.segmentation_node, options,
                       reference_ct_node=cycle_inputs.reference_ct_node)
+
+
+def check_job_calibration(inputs: JobInputs):
+    """The calibration the job will apply (``options.calibration_path``: a CAL.json or a folder of them), chosen
+    now for the cycle's camera so that a missing or another camera's file is refused before the job starts;
+    None without a calibration path. The job chooses it again and applies it
+    (:func:`startnet.calibration.use.apply_to_loaded_cycle`); ``inputs`` are not changed."""
+    from startnet.calibration.use import loaded_cycle_camera, select_calibration
+
+    path = getattr(inputs.options, "calibration_path", None)
+    if not path:
+        return None
+    return select_calibration(str(path), loaded_cycle_camera(inputs.cycle))

@@ -53,6 +53,10 @@ def dosimetry_from_scene(scene, options: RunOptions, *, cycle_node=None, segment
     steps = Progress(STAGES, progress)
     steps.stage("load", "reading the time points from the scene")
     inputs = cycle_inputs_from_scene(scene, cycle_node, segmentation_node)
+    if options.calibration_path:  # the camera's CAL.json, chosen by the time points' SPECT headers
+        from startnet.calibration.use import apply_to_loaded_cycle
+
+        apply_to_loaded_cycle(options, inputs.cycle)
     steps.stage("register", "time points on the reference with the scene's transforms")
     registered = registered_from_transforms(inputs.cycle, inputs.reference_index, inputs.transforms)
     steps.stage("segment", "structures from the segmentation node")
