@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
+from dicom_database import DictDicomDatabase
 
 from startnet.calibration.spheres import read_spheres
 from startnet.cli import main
@@ -217,34 +218,6 @@ def test_another_cameras_scan_into_the_same_file_is_refused(panel, tmp_path):
     assert hashlib.sha256(panel["cal"].read_bytes()).hexdigest() == before
 
 
-class _Database:
-    """The ctkDICOMDatabase calls the module makes (patients, studies, series, files) over a dict."""
-
-    isOpen = True
-
-    def __init__(self, content):
-        self.content = content  # {patient: {study: {series: files}}}
-
-    def patients(self):
-        return list(self.content)
-
-    def fieldForPatient(self, field, uid):
-        return {"PatientID": f"ID-{uid}"}[field]
-
-    def nameForPatient(self, uid):
-        return "Phantom^NEMA"
-
-    def studiesForPatient(self, uid):
-        return list(self.content[uid])
-
-    def seriesForStudy(self, study):
-        return [s for studies in self.content.values() for s in studies.get(study, {})]
-
-    def filesForSeries(self, series):
-        return next(files for studies in self.content.values() for series_map in studies.values()
-                    for uid, files in series_map.items() if uid == series)
-
-
 def test_database_series_are_listed_and_shown(panel, scans):
     import pydicom
 
@@ -256,7 +229,7 @@ def test_database_series_are_listed_and_shown(panel, scans):
             ds = pydicom.dcmread(path, stop_before_pixels=True)
             content.setdefault("phantom", {}).setdefault(ds.StudyInstanceUID, {}).setdefault(
                 ds.SeriesInstanceUID, []).append(path)
-    series = patient_spect_series(_Database(content), "phantom")
+    series = patient_spect_series(DictDicomDatabase(content, "Phantom^NEMA"), "phantom")
     assert len(series) == 2 and all("Acme Gamma 9 (serial SN-42)" in s.label for s in series)
     spheres = next(s for s in series if s.files == _files(scans["spheres"][0].dicom_dir))
     scene = panel["scene"]

@@ -7,6 +7,7 @@ import datetime as _dt
 
 import numpy as np
 import pytest
+from dicom_database import DictDicomDatabase
 
 from startnet.errors import InputError
 from startnet.mrml import cycle_state as state
@@ -63,34 +64,6 @@ def test_bspline_refinement_is_a_grid_node_above_the_rigid_one(phantom_files):
     assert rigid.GetParentTransformNode() is None and state.timepoint_node(node, "bspline", 1) is None
 
 
-class _Database:
-    """The ctkDICOMDatabase calls dicom_cycles makes, over a {patient: {study: {series: files}}} dict."""
-
-    isOpen = True
-
-    def __init__(self, content):
-        self.content = content
-
-    def patients(self):
-        return list(self.content)
-
-    def fieldForPatient(self, field, uid):
-        return {"PatientID": f"ID-{uid}"}[field]
-
-    def nameForPatient(self, uid):
-        return "Phantom^Digital"
-
-    def studiesForPatient(self, uid):
-        return list(self.content[uid])
-
-    def seriesForStudy(self, study):
-        return [s for studies in self.content.values() for s in studies.get(study, {})]
-
-    def filesForSeries(self, series):
-        return next(files for studies in self.content.values() for series_map in studies.values()
-                    for uid, files in series_map.items() if uid == series)
-
-
 def test_a_patients_database_files_list_one_cycle_per_injection(tmp_path):
     import pydicom
 
@@ -106,7 +79,7 @@ def test_a_patients_database_files_list_one_cycle_per_injection(tmp_path):
                 ds = pydicom.dcmread(str(path), stop_before_pixels=True)
                 content.setdefault("p1", {}).setdefault(ds.StudyInstanceUID, {}).setdefault(
                     ds.SeriesInstanceUID, []).append(str(path))
-    database = _Database(content)
+    database = DictDicomDatabase(content, "Phantom^Digital")
     assert [p.patient_id for p in database_patients(database)] == ["ID-p1"]
     cycles = patient_cycles(database, "p1")
     print("cycles:", [c.label for c in cycles])
