@@ -14,6 +14,10 @@ to a 0600 password file in the temporary folder (libpq's format, ``host:port:db:
 and found by libpq through the ``passfile`` connection parameter (``?passfile=`` in the URL);
 they never appear on a command line or in a URL. ``postgres`` is the cluster's superuser.
 
+``running_postgres(tls=True)`` also makes a throw-away certificate authority and a server
+certificate for 127.0.0.1 and localhost (``openssl``), and turns TLS on (``ssl=on``):
+``server.ca_file`` is what a client gives as ``sslrootcert`` with ``sslmode=verify-full``.
+
 ``trial_db_url`` is parametrised over ``sqlite`` and ``postgresql`` and gives each test an
 empty database of its own (an SQLite file path, or a fresh PostgreSQL database).
 """
@@ -42,6 +46,7 @@ class PostgresServer:
     port: int
     user: str
     passfile: str  # libpq password file (0600) holding every test login's password
+    ca_file: Optional[str] = None  # the certificate authority of the server's TLS certificate (tls=True)
 
     def url(self, database: str, user: Optional[str] = None) -> str:
         return (f"postgresql+psycopg://{user or self.user}@{self.host}:{self.port}/{database}"
@@ -99,8 +104,29 @@ def _run(cmd: List[str], log: Path) -> None:
         raise PostgresUnavailable(f"PostgreSQL command failed ({' '.join(cmd)}):\n{proc.stdout}\n{extra}")
 
 
+def _make_certificates(folder: Path, log: Path) -> List[str]:
+    """A CA and a server certificate (SAN 127.0.0.1, localhost) signed by it; the server's options."""
+    ca_key, ca_crt, key, csr, crt = (folder / n for n in ("ca.key", "ca.crt", "server.key", "server.csr",
+                                                           "server.crt"))
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise PostgresUnavailable("openssl not found (needed for the TLS test server)")
+    _run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=startnet test CA",
+          "-keyout", str(ca_key), "-out", str(ca_crt)], log)
+    _run([openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", str(key),
+          "-out", str(csr)], log)
+    extensions = folder / "san.ext"
+    extensions.write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+    _run([openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
+          "-days", "2", "-extfile", str(extensions), "-out", str(crt)], log)
+    os.chmod(key, 0o600)  # PostgreSQL refuses a key that others may read
+    if os.geteuid() == 0:
+        shutil.chown(key, user="postgres", group="postgres")
+    return ["-c ssl=on", f"-c ssl_cert_file={crt}", f"-c ssl_key_file={key}"]
+
+
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
+def running_postgres(tls: bool = False) -> Iterator[PostgresServer]:
     """A throw-away PostgreSQL cluster on a free localhost port (also used by the benchmark)."""
     bindir = _server_bin()
     tmp = Path(tempfile.mkdtemp(prefix="startnet-pg-"))
@@ -123,9 +149,12 @@ def running_postgres() -> Iterator[PostgresServer]:
         pwfile.unlink()
         port = _free_port()
         options = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60"
+        if tls:
+            options = " ".join([options] + _make_certificates(tmp, log))
         _run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options,
                        "start"], log)
-        server = PostgresServer(host="127.0.0.1", port=port, user="postgres", passfile=str(passfile))
+        server = PostgresServer(host="127.0.0.1", port=port, user="postgres", passfile=str(passfile),
+                                ca_file=str(tmp / "ca.crt") if tls else None)
         server.remember_password("postgres", password)
         yield server
     finally:

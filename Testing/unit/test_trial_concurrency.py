@@ -215,3 +215,43 @@ def test_writers_killed_at_random_moments_leave_database_consistent(trial_db_url
     assert [c["cycle"] for c in cycles] == list(range(1, len(cycles) + 1))
     assert summary.status(admin, "SN-B")["cumulative_kidney_gy"] == pytest.approx(0.05 * len(cycles))
     admin.close()
+
+
+def test_locked_read_sees_the_cycle_committed_by_the_lock_holder(postgres_server):
+    """PostgreSQL: a writer's read of the patient's cycles happens AFTER it got the patient's lock.
+
+    The client locks the patient and reads its current cycles in one statement (the patient's row
+    LATERAL ``startnet_locked_cycles``); a statement's own snapshot is older than a lock it waits
+    for, so the read must run on a later snapshot (the VOLATILE function's), or a writer waiting on
+    the lock checks the protocol rules against cycles that no longer are all the cycles.
+    """
+    import threading
+
+    from startnet.trial.store import _LOCKED_CYCLES
+
+    owner = f"lock_owner_{os.getpid()}"
+    postgres_server.create_owner(owner)
+    url = postgres_server.create_database(f"lockread_{owner}", owner=owner)
+    store = TrialStore.initialise(url)
+    store.enroll("SN-L1", "Uppsala", 2, dt.date(2025, 1, 2))
+    store.close()
+    locked_read = _LOCKED_CYCLES.element.text.replace(":pid", "%s")
+    holder = postgres_server.connect(f"lockread_{owner}", user=owner)
+    waiter = postgres_server.connect(f"lockread_{owner}", user=owner)
+    try:
+        assert [r[-1] for r in holder.execute(locked_read, ("SN-L1",)).fetchall()] == [None]  # lock held, no cycle
+        holder.execute("INSERT INTO cycle_versions (patient_pk, cycle, version, current, date, activity_gbq, "
+                       "kidney_gy, recorded_at_utc, recorded_by) SELECT id, 1, 1, TRUE, '2025-01-13', 7.4, 3.0, "
+                       "now(), 'x' FROM patients WHERE patient_id = 'SN-L1'")
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(waiter.execute(locked_read, ("SN-L1",)).fetchall()))
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive() and not seen  # waits for the patient's lock
+        holder.commit()
+        thread.join(timeout=30)
+        cycle_column = [c.name for c in _LOCKED_CYCLES.selected_columns].index("cycle")
+        assert [row[cycle_column] for row in seen[0]] == [1]  # the cycle committed while it waited
+    finally:
+        holder.close()
+        waiter.close()

@@ -218,8 +218,10 @@ def _init(args) -> int:
         if not isinstance(data, dict):
             raise InputError(f"protocol file {args.protocol}: expected a JSON object of parameters")
         protocol = Protocol.from_dict(data)
+    from startnet.trial.db import shown_url
+
     store = _store(args, init=True, protocol=protocol)
-    print(f"trial database ready: {store.engine.url.render_as_string(hide_password=True)}")
+    print(f"trial database ready: {shown_url(store.engine)}")
     return 0
 
 

@@ -52,7 +52,7 @@ def normalise_url(db: str) -> str:
         return "sqlite:///" + str(Path(db).expanduser().resolve())
     try:
         url = make_url(db)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise InputError(f"--db {redact_url(db)!r}: not a database URL ({exc})") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise InputError(f"--db {redact_url(db)!r}: only sqlite and postgresql databases are supported")
@@ -60,6 +60,14 @@ def normalise_url(db: str) -> str:
         url = url.set(drivername="postgresql+psycopg")  # psycopg 3 (startnet[postgres]) is the driver we ship
         return url.render_as_string(hide_password=False)
     return db
+
+
+def shown_url(engine_or_url) -> str:
+    """A database URL for messages, logs and audit details: every password (in the user part or a
+    ``password=`` query parameter, which SQLAlchemy's ``hide_password`` leaves visible) as ``***``."""
+    url = getattr(engine_or_url, "url", engine_or_url)
+    rendered = url.render_as_string(hide_password=True) if hasattr(url, "render_as_string") else str(url)
+    return redact_url(rendered)
 
 
 def sqlite_path(url: str) -> Optional[Path]:
@@ -89,7 +97,7 @@ def make_engine(db: str, must_exist: bool = True) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
-        raise InputError(f"--db {url}: database driver {exc.name!r} is not installed "
+        raise InputError(f"--db {redact_url(url)}: database driver {exc.name!r} is not installed "
                          f"(pip install 'startnet[postgres]')") from None
 
 
@@ -148,7 +156,7 @@ def upgrade(engine: Engine) -> str:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except OperationalError as exc:
-        raise InputError(f"database {engine.url.render_as_string(hide_password=True)}: cannot be "
+        raise InputError(f"database {shown_url(engine)}: cannot be "
                          f"initialised ({_first_line(exc)})") from None
     return head_revision()
 
@@ -160,11 +168,11 @@ def require_current_schema(engine: Engine) -> None:
         reason = _first_line(exc)
         hint = (" (check the database name for a typo; a new trial database is created by the administrator, "
                 "then initialised with `startnet trial --db URL init`)" if "does not exist" in reason else "")
-        raise InputError(f"trial database {engine.url.render_as_string(hide_password=True)}: cannot be "
+        raise InputError(f"trial database {shown_url(engine)}: cannot be "
                          f"opened ({reason}){hint}") from None
     head = head_revision()
     if revision != head:
-        shown = engine.url.render_as_string(hide_password=True)
+        shown = shown_url(engine)
         if revision is None:
             raise InputError(f"database {shown} is not a trial database yet; the administrator creates it with "
                              f"`startnet trial --db {shown} init`")

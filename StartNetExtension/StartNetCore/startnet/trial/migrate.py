@@ -54,7 +54,7 @@ def migrate_to(source, url: str) -> Dict[str, Any]:
 
     dest = TrialStore(_dest_engine(url))
     try:
-        from startnet.trial.db import upgrade
+        from startnet.trial.db import shown_url, upgrade
 
         upgrade(dest.engine)
         if dest.user.role != "owner":
@@ -76,7 +76,7 @@ def migrate_to(source, url: str) -> Dict[str, Any]:
                 conn.exec_driver_sql(f"ALTER TABLE {model.__tablename__} ENABLE TRIGGER USER")
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{model.__tablename__}', 'id'), "
                                   f"(SELECT max(id) FROM {model.__tablename__}))"))
-            summary = {"from": source.engine.url.render_as_string(hide_password=True),
+            summary = {"from": shown_url(source.engine),
                        "patients": len(data["patients"]), "cycle_versions": len(data["cycle_versions"]),
                        "audit_rows": len(data["audit_log"]), "source_head_hash": head}
             conn.execute(text("SELECT startnet_append_audit('migrate', 'trial', 'migrate-to', NULL, NULL, :new)"),

@@ -19,9 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -49,7 +49,13 @@ from startnet.trial.records import (
     row_json,
 )
 
-PATIENT_LOCK_CLASS = 0x53544E50  # pg_advisory_xact_lock(class, patient id)
+PATIENT_LOCK_CLASS = 0x53544E50  # pg_advisory_xact_lock(class, patient id), taken by startnet_locked_cycles
+# a patient (row-level security decides whether it is visible) LATERAL its locked current cycles
+_LOCKED_CYCLES = text(
+    "SELECT " + ", ".join([f"p.{c.name}" for c in Patient.__table__.c]
+                          + [f"c.{c.name}" for c in CycleVersion.__table__.c])
+    + " FROM patients p LEFT JOIN LATERAL startnet_locked_cycles(p.id) c ON TRUE WHERE p.patient_id = :pid"
+    " ORDER BY c.cycle").columns(*Patient.__table__.c, *CycleVersion.__table__.c)
 INSUFFICIENT_PRIVILEGE = "42501"  # also "new row violates row-level security policy"
 
 
@@ -174,14 +180,28 @@ class TrialStore:
         query = select(Patient).where(Patient.patient_id == patient_id)
         if lock and not self.is_postgresql:
             query = query.with_for_update()
-        patient = s.scalars(query).one_or_none()
+        return self._checked(s.scalars(query).one_or_none(), patient_id, action)
+
+    def _checked(self, patient: Optional[Patient], patient_id: str, action: str) -> Patient:
         if patient is None:
             hidden = f" (user {self.user.name!r} sees only site {self.user.site})" if self.user.site else ""
             raise InputError(f"unknown patient {patient_id!r}{hidden}")
         self.user.check_site(patient.site, action, patient_id)
-        if lock and self.is_postgresql:
-            s.execute(select(func.pg_advisory_xact_lock(PATIENT_LOCK_CLASS, patient.id)))
         return patient
+
+    def _locked_patient(self, s: Session, patient_id: str, action: str) -> Tuple[Patient, List[CycleVersion]]:
+        """The patient, locked against other writers, and its current cycle versions read after the lock.
+
+        PostgreSQL: one statement, the patient's row LATERAL ``startnet_locked_cycles`` (migration
+        0004: the advisory lock, then the read on a fresh snapshot). SQLite: the write lock is the
+        transaction's (``BEGIN IMMEDIATE``)."""
+        if not self.is_postgresql:
+            patient = self._patient(s, patient_id, action, lock=True)
+            return patient, self._current(s, patient)
+        patient_id = validate_patient_id(patient_id)
+        rows = s.execute(select(Patient, CycleVersion).from_statement(_LOCKED_CYCLES), {"pid": patient_id}).all()
+        patient = self._checked(rows[0][0] if rows else None, patient_id, action)
+        return patient, [version for _, version in rows if version is not None]
 
     @staticmethod
     def _current(s: Session, patient: Patient) -> List[CycleVersion]:
@@ -232,8 +252,7 @@ class TrialStore:
         self._require_writer()
         try:
             with self._write() as s:
-                patient = self._patient(s, patient_id, "record cycles of", lock=True)
-                current = self._current(s, patient)
+                patient, current = self._locked_patient(s, patient_id, "record cycles of")
                 if any(v.cycle == entry.cycle for v in current):
                     raise TrialRuleError(f"cycle {entry.cycle} already recorded for patient {patient.patient_id}"
                                          f" (use correct-cycle to change it)")
@@ -283,8 +302,7 @@ class TrialStore:
         self._require_writer()
         try:
             with self._write() as s:
-                patient = self._patient(s, patient_id, "correct cycles of", lock=True)
-                current = self._current(s, patient)
+                patient, current = self._locked_patient(s, patient_id, "correct cycles of")
                 old = next((v for v in current if v.cycle == cycle), None)
                 if old is None:
                     raise InputError(f"cycle {cycle} is not recorded for patient {patient.patient_id}")
