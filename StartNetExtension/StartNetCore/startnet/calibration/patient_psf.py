@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage, optimize
 
+from startnet.dosimetry.psf_blur import gaussian_blur
+
 TOLERANCE = 0.20
 BAND_FWHM = 1.5
 BOUNDS = (0.25, 3.0)
@@ -56,8 +58,8 @@ def estimate_effective_fwhm(image: np.ndarray, fractions: Mapping[str, np.ndarra
     def sse(fwhm: float) -> float:
         calls[0] += 1
         sigma = [fwhm * SIGMA_PER_FWHM / s for s in spacing_zyx_mm]
-        design = np.stack([ndimage.gaussian_filter(m, sigma, mode="constant", truncate=3.0)[band[box]]
-                           for m in cropped], axis=1).astype(np.float64)
+        design = np.stack([gaussian_blur(m, sigma, truncate=3.0)[band[box]] for m in cropped],
+                          axis=1).astype(np.float64)
         _, residual = optimize.nnls(design, y)
         return float(residual) ** 2
 

@@ -120,11 +120,13 @@ def activity_stack_mbq(images: List[sitk.Image]) -> np.ndarray:
 
 
 def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc: str, psf_fwhm_mm: float,
-                         warnings: List[str], reasons: Optional[Dict[str, str]] = None, recovery_curve=None):
+                         warnings: List[str], reasons: Optional[Dict[str, str]] = None, recovery_curve=None,
+                         body_fraction: Optional[np.ndarray] = None):
     """(activity MBq per structure and time point, recovery per structure, description, method per structure).
 
     ``reasons``, when given, receives per structure why its method was used (for the report);
-    ``recovery_curve``: the camera's measured curve (``startnet calibrate``), else the shipped default.
+    ``recovery_curve``: the camera's measured curve (``startnet calibrate``), else the shipped default;
+    ``body_fraction``: :func:`body_fraction` of the reference CT on the grid when already computed.
     """
     reasons = {} if reasons is None else reasons
     from startnet.cycle.quantify import gtm_activities, normalised, overlapping
@@ -140,7 +142,8 @@ def structure_activities(registered, structures, stack: np.ndarray, ct_grid, pvc
                               "disjoint regions)" for name in structures.masks})
     if pvc == "gtm":
         fractions = normalised(fractions)
-        body = None if ct_grid is None else _body_fraction(registered.ct_hu, grid)
+        body = None if ct_grid is None else (body_fraction if body_fraction is not None
+                                             else body_fraction_on_grid(registered.ct_hu, grid))
         images = [sitk.GetArrayViewFromImage(im).astype(np.float32) for im in registered.activity_bqml]
         gtm = gtm_activities(images, fractions, spacing_zyx, psf_fwhm_mm, body)
         warnings += gtm.warnings
@@ -221,7 +224,8 @@ def _without_failed(structures, failed: Dict[str, str]):
                    ct_masses_g={n: m for n, m in structures.ct_masses_g.items() if n in keep})
 
 
-def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
+def body_fraction_on_grid(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
+    """Share of each ``grid`` voxel inside the body (CT above -500 HU): the GTM background and PSF check region."""
     from startnet.segmentation import resample_mask
 
     _, fraction = resample_mask(ct_hu > -500, grid, fractional=True)
@@ -229,10 +233,11 @@ def _body_fraction(ct_hu: sitk.Image, grid: sitk.Image) -> np.ndarray:
 
 
 def psf_elasticities(registered, structures, stack, ct_grid, pvc: str, psf_fwhm_mm: float, activities,
-                     recovery_curve=None, step: float = 0.1) -> Dict[str, float]:
+                     recovery_curve=None, step: float = 0.1, body_fraction: Optional[np.ndarray] = None
+                     ) -> Dict[str, float]:
     """d ln A / d ln FWHM per structure (activity summed over time points): the PSF's GUM sensitivity."""
     wider, _, _, _ = structure_activities(registered, structures, stack, ct_grid, pvc, psf_fwhm_mm * (1.0 + step), [],
-                                          recovery_curve=recovery_curve)
+                                          recovery_curve=recovery_curve, body_fraction=body_fraction)
     out = {}
     for name, values in activities.items():
         base, moved = float(np.sum(values)), float(np.sum(wider.get(name, values)))
@@ -242,11 +247,13 @@ def psf_elasticities(registered, structures, stack, ct_grid, pvc: str, psf_fwhm_
 
 def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm", psf_fwhm_mm: float = 11.0,
                        progress=None, recovery_curve=None, cf_rel_sd: Optional[float] = None,
-                       psf_fwhm_rel_sd: Optional[float] = None) -> StructureAnalysis:
+                       psf_fwhm_rel_sd: Optional[float] = None,
+                       body_fraction: Optional[np.ndarray] = None) -> StructureAnalysis:
     """Kinetics, dose, BED and uncertainty per structure (module doc).
 
     ``recovery_curve``, ``cf_rel_sd``, ``psf_fwhm_rel_sd``: the camera's calibration (``startnet
     calibrate``); None: the shipped curve, 5 % for the CF and ``DEFAULT_PSF_REL_SD`` for the PSF.
+    ``body_fraction``: :func:`body_fraction_on_grid` of the reference CT, when the caller has it.
     """
     from startnet.cycle.structure_maps import bed_map_by_structure, kernel_electron_spill, scale_voxel_tia
     from startnet.dosimetry import density_on_grid, get_kernel, structure_dose_stats
@@ -277,11 +284,13 @@ def analyse_structures(registered, structures, *, method: str, pvc: str = "gtm",
         raise InputError(f"partial-volume correction {pvc!r}: expected one of {', '.join(PVC_METHODS)}")
     pvc_reasons: Dict[str, str] = {}
     activities, rc_values, pvc_used, pvc_methods = structure_activities(
-        registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings, pvc_reasons, recovery_curve)
+        registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, warnings, pvc_reasons, recovery_curve,
+        body_fraction=body_fraction)
     recovery = (recovery_curve or shipped_recovery_curve()) if pvc != "none" else None
     psf_rel_sd = DEFAULT_PSF_REL_SD if psf_fwhm_rel_sd is None else float(psf_fwhm_rel_sd)
     psf_elasticity = (psf_elasticities(registered, structures, stack, ct_grid, pvc, psf_fwhm_mm, activities,
-                                       recovery_curve) if pvc != "none" and psf_rel_sd > 0 else {})
+                                       recovery_curve, body_fraction=body_fraction)
+                      if pvc != "none" and psf_rel_sd > 0 else {})
     structures = _without_empty(structures, activities, warnings)
     if progress is not None:
         progress.stage("kinetics", "fitting time-activity curves per structure and per voxel")

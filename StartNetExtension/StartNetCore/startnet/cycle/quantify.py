@@ -133,7 +133,9 @@ def _voi_and_ring(mask: np.ndarray, spacing_zyx_mm, reach_mm: float, ring_from_m
 
 
 def _blur(array: np.ndarray, sigma_voxels) -> np.ndarray:
-    return ndimage.gaussian_filter(array.astype(np.float32), sigma=sigma_voxels, mode="constant", truncate=3.0)
+    from startnet.dosimetry.psf_blur import gaussian_blur  # = ndimage.gaussian_filter, on the region's box
+
+    return gaussian_blur(array.astype(np.float32), sigma_voxels, truncate=3.0)
 
 
 def gtm_activities(images_bqml: List[np.ndarray], fractions: Mapping[str, np.ndarray], spacing_zyx_mm,

@@ -25,7 +25,7 @@ import SimpleITK as sitk
 
 from startnet import __version__
 from startnet.about import environment_report
-from startnet.cycle.analyse import StructureAnalysis, analyse_structures, kidneys_summary
+from startnet.cycle.analyse import StructureAnalysis, analyse_structures, body_fraction_on_grid, kidneys_summary
 from startnet.cycle.load import load_timepoints
 from startnet.cycle.pvc import DEFAULT_PVC, PVC_METHODS
 from startnet.cycle.structures import Structures, automatic_structures, structures_from_file
@@ -280,9 +280,11 @@ def analyse_cycle(options: RunOptions, registered: RegisteredCycle, structures: 
     """
     if progress is not None:
         progress.stage("quantify", "CT density and partial-volume corrected activities")
-    psf_mm, psf_check, psf_warnings = _checked_psf(options, registered, structures)
+    # the body's share of each SPECT voxel (from the whole CT): computed once for the PSF check and the GTM
+    body = None if registered.ct_hu is None else body_fraction_on_grid(registered.ct_hu, registered.reference_grid)
+    psf_mm, psf_check, psf_warnings = _checked_psf(options, registered, structures, body)
     analysis = analyse_structures(registered, structures, method=options.method,
-                                  pvc=options.pvc, psf_fwhm_mm=psf_mm, progress=progress,
+                                  pvc=options.pvc, psf_fwhm_mm=psf_mm, progress=progress, body_fraction=body,
                                   **_calibration_inputs(options, registered))
     analysis.warnings[:0] = psf_warnings
     analysis.provenance["psf_check"] = psf_check
@@ -295,10 +297,13 @@ def analyse_cycle(options: RunOptions, registered: RegisteredCycle, structures: 
                        reference_ct_files=reference_ct_files)
 
 
-def _checked_psf(options: RunOptions, registered: RegisteredCycle, structures: Structures):
-    """(PSF FWHM for the correction, psf_check record, warnings): the assumed PSF checked on the patient's SPECT."""
+def _checked_psf(options: RunOptions, registered: RegisteredCycle, structures: Structures,
+                 body: Optional[np.ndarray]):
+    """(PSF FWHM for the correction, psf_check record, warnings): the assumed PSF checked on the patient's SPECT.
+
+    ``body``: the body's share of each reference-grid voxel (``body_fraction_on_grid``), None without a CT.
+    """
     from startnet.calibration.patient_psf import check_patient_psf
-    from startnet.segmentation import resample_mask
 
     assumed = options.psf_fwhm()
     if options.psf_fwhm_mm:
@@ -308,7 +313,6 @@ def _checked_psf(options: RunOptions, registered: RegisteredCycle, structures: S
     else:
         source = "default, not calibrated for this camera"
     grid = registered.reference_grid
-    body = None if registered.ct_hu is None else resample_mask(registered.ct_hu > -500, grid, fractional=True)[1]
     images = [sitk.GetArrayViewFromImage(im) for im in registered.activity_bqml]
     return check_patient_psf(images, structures.fraction_maps(), tuple(reversed(grid.GetSpacing())), assumed, source,
                              body)

@@ -24,6 +24,7 @@ from startnet.errors import GeometryError, InputError
 
 DEFAULT_HU_DENSITY_CURVE: Tuple[Tuple[float, float], ...] = (
     (-1000.0, 0.0012), (0.0, 1.000), (100.0, 1.100), (1500.0, 1.920), (3000.0, 2.800))
+_LOOKUP_MIN_VOXELS = 1 << 16  # integer CTs smaller than this: interpolating per voxel is as quick
 
 
 def _check_curve(curve: Sequence[Sequence[float]]) -> Tuple[np.ndarray, np.ndarray]:
@@ -42,7 +43,10 @@ def _check_curve(curve: Sequence[Sequence[float]]) -> Tuple[np.ndarray, np.ndarr
 def hu_to_density_g_per_ml(ct_hu, curve: Sequence[Sequence[float]] = DEFAULT_HU_DENSITY_CURVE) -> np.ndarray:
     """Mass density (g/mL, float32) of each CT voxel by piecewise-linear interpolation of ``curve``."""
     hu_points, rho_points = _check_curve(curve)
-    values = np.asarray(ct_hu, dtype=np.float32)
+    raw = np.asarray(ct_hu)
+    if raw.dtype.kind in "iu" and raw.dtype.itemsize <= 2 and raw.size > _LOOKUP_MIN_VOXELS:
+        return _integer_lookup(raw, hu_points, rho_points)
+    values = np.asarray(raw, dtype=np.float32)
     if not np.all(np.isfinite(values)):
         raise InputError("CT HU array: contains NaN or infinite values")
     out = np.empty(values.shape, dtype=np.float32)
@@ -50,6 +54,30 @@ def hu_to_density_g_per_ml(ct_hu, curve: Sequence[Sequence[float]] = DEFAULT_HU_
     step = 1 << 20  # np.interp works in float64: convert in chunks to bound the temporary memory
     for start in range(0, flat_in.size, step):
         flat_out[start:start + step] = np.interp(flat_in[start:start + step], hu_points, rho_points)
+    return out
+
+
+def _integer_lookup(values: np.ndarray, hu_points: np.ndarray, rho_points: np.ndarray) -> np.ndarray:
+    """hu_to_density of an 8/16-bit integer CT (the usual DICOM HU volume) through a table of every value.
+
+    Each table entry is ``np.interp`` of that HU value as float32, exactly what the general path
+    computes per voxel, so the result is identical; a gather instead of a float64 interpolation
+    per voxel (a clinical CT: several times faster).
+    """
+    bits = 8 * values.dtype.itemsize
+    if values.dtype.kind == "i":  # flipping the sign bit of the unsigned view gives value - dtype minimum
+        first = -(1 << (bits - 1))
+        index = values.view(np.dtype(f"u{values.dtype.itemsize}")) ^ np.array(1 << (bits - 1)).astype(
+            f"u{values.dtype.itemsize}")
+    else:
+        first, index = 0, values
+    table = np.interp(np.arange(first, first + (1 << bits)).astype(np.float32), hu_points, rho_points)
+    table = table.astype(np.float32)
+    out = np.empty(values.shape, dtype=np.float32)
+    flat_index, flat_out = index.reshape(-1), out.reshape(-1)
+    step = 1 << 16  # bounds the temporary index array numpy makes per chunk (cache-sized: fastest)
+    for begin in range(0, flat_index.size, step):
+        np.take(table, flat_index[begin:begin + step], out=flat_out[begin:begin + step])
     return out
 
 

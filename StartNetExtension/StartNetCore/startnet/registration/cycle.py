@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from startnet.errors import InputError
 from startnet.registration.deformable import BSplineRefinementResult, refine_bspline
 from startnet.registration.resample import ActivityResampling, resample_activity_checked
-from startnet.registration.rigid import RigidRegistrationResult, register_rigid
+from startnet.registration.rigid import RigidRegistrationResult, prepare_fixed, register_rigid
 
 
 @dataclass
@@ -73,13 +73,17 @@ def register_cycle(
     reference_ct = ct_list[reference_index]
     reference_spect = spect_list[reference_index]
     results: List[TimepointRegistration] = []
+    options = dict(rigid_options or {})
+    if len(ct_list) > 2:  # the reference's working image and body mask once for all time points
+        options["prepared_fixed"] = prepare_fixed(reference_ct, **{
+            k: options[k] for k in ("working_spacing_mm", "body_threshold_hu") if k in options})
     for i, (ct, spect) in enumerate(zip(ct_list, spect_list)):
         if i == reference_index:
             transform: sitk.Transform = sitk.Euler3DTransform()
             rigid = None
             refined = None
         else:
-            rigid = register_rigid(reference_ct, ct, **(rigid_options or {}))
+            rigid = register_rigid(reference_ct, ct, **options)
             transform = rigid.transform
             refined = None
             if deformable:

@@ -134,6 +134,31 @@ def body_overlap(fixed_body: sitk.Image, moving_body: sitk.Image, transform: sit
     return 1.0 if total == 0 else 2.0 * float(np.logical_and(arr_a, arr_b).sum()) / total
 
 
+@dataclass
+class PreparedFixed:
+    """The fixed CT's working image, body mask and body centroid (:func:`prepare_fixed`).
+
+    Registering several time points onto one reference computes them once instead of per time point.
+    """
+
+    ct: sitk.Image  # the fixed CT they were computed from
+    working_spacing_mm: float
+    body_threshold_hu: float
+    image: sitk.Image
+    body: sitk.Image
+    centre_mm: np.ndarray
+
+
+def prepare_fixed(fixed_ct: sitk.Image, working_spacing_mm: float = 4.0,
+                  body_threshold_hu: float = -500.0) -> PreparedFixed:
+    """What :func:`register_rigid` derives from the fixed CT, for reuse over several moving CTs."""
+    _check_image(fixed_ct, "fixed CT")
+    image = working_image(fixed_ct, working_spacing_mm)
+    body = body_mask(image, body_threshold_hu)
+    return PreparedFixed(fixed_ct, float(working_spacing_mm), float(body_threshold_hu), image, body,
+                         _centroid(body, "fixed CT"))
+
+
 def _configure(fixed_mask: sitk.Image, sampling_percentage: float, max_samples: int, sampling_seed: int,
                iterations: int, shrink_factors: Sequence[int],
                smoothing_sigmas: Sequence[float]) -> sitk.ImageRegistrationMethod:
@@ -176,6 +201,7 @@ def register_rigid(
     max_translation_mm: float = 50.0,
     min_body_overlap: float = 0.85,
     initial_transform: Optional[sitk.Transform] = None,
+    prepared_fixed: Optional[PreparedFixed] = None,
 ) -> RigidRegistrationResult:
     """Rigidly register ``moving_ct`` onto ``fixed_ct`` (both HU, LPS geometry).
 
@@ -184,14 +210,19 @@ def register_rigid(
     exceeds ``max_rotation_deg``, the translation exceeds ``max_translation_mm`` or the body
     overlap Dice after registration is below ``min_body_overlap``: such a result must be
     reviewed, never used silently.
+
+    ``prepared_fixed`` (:func:`prepare_fixed` of ``fixed_ct`` with the same working spacing and body
+    threshold) skips recomputing the fixed side; one prepared for other settings or another CT is ignored.
     """
     _check_image(fixed_ct, "fixed CT")
     _check_image(moving_ct, "moving CT")
-    fixed = working_image(fixed_ct, working_spacing_mm)
+    if not (prepared_fixed is not None and prepared_fixed.ct is fixed_ct
+            and prepared_fixed.working_spacing_mm == float(working_spacing_mm)
+            and prepared_fixed.body_threshold_hu == float(body_threshold_hu)):
+        prepared_fixed = prepare_fixed(fixed_ct, working_spacing_mm, body_threshold_hu)
+    fixed, fixed_body, fixed_centre = prepared_fixed.image, prepared_fixed.body, prepared_fixed.centre_mm
     moving = working_image(moving_ct, working_spacing_mm)
-    fixed_body = body_mask(fixed, body_threshold_hu)
     moving_body = body_mask(moving, body_threshold_hu)
-    fixed_centre = _centroid(fixed_body, "fixed CT")
     moving_centre = _centroid(moving_body, "moving CT")
 
     transform = sitk.Euler3DTransform()
