@@ -166,3 +166,22 @@ def test_lesion_map_file(tmp_path):
         read_lesion_map(str(path))
     with pytest.raises(InputError, match="file not found"):
         read_lesion_map(str(tmp_path / "none.json"))
+
+
+def test_accumulate_lesion_map_checks_and_missing_seg_is_a_warning(tmp_path):
+    from startnet.lesions.runs import cycle_numbers, register_for_runs
+
+    runs = [{"folder": tmp_path, "results": {"cycle": n, "structures": {"tumour_1": {"mean_gy": 1.0}}},
+             "dose": _grid()} for n in (1, 2)]
+    assert cycle_numbers([r["results"] for r in runs]) == [1, 2]
+    assert cycle_numbers([{"cycle": 3}, {"cycle": 3}]) == [1, 2]  # repeated numbers: the order given
+    flat = tmp_path / "flat.json"
+    flat.write_text('{"tumour_1": "L1"}')
+    with pytest.raises(InputError, match="with several cycles give"):
+        register_for_runs(runs, [sitk.Euler3DTransform()] * 2, str(flat))
+    other = tmp_path / "other.json"
+    other.write_text('{"5": {"tumour_1": "L1"}}')
+    with pytest.raises(InputError, match=r"cycle\(s\) 5 not among the runs"):
+        register_for_runs(runs, [sitk.Euler3DTransform()] * 2, str(other))
+    register, warnings = register_for_runs(runs, [sitk.Euler3DTransform()] * 2)
+    assert register is None and "lesions not tracked" in warnings[0] and "no seg.dcm" in warnings[0]

@@ -79,8 +79,12 @@ def _values(entry: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def track_lesions(cycles: Sequence[CycleLesions], transform_between: TransformBetween,
-                  rule: Optional[MatchRule] = None) -> Dict[str, Any]:
-    """The register (JSON-ready) of ``cycles``; see the module doc."""
+                  rule: Optional[MatchRule] = None, reserved_ids=()) -> Dict[str, Any]:
+    """The register (JSON-ready) of ``cycles``; see the module doc.
+
+    ``reserved_ids``: IDs of lesions known elsewhere (an earlier cycle that could not be read) that a
+    new lesion must not take.
+    """
     rule = rule or MatchRule()
     order = sorted(range(len(cycles)), key=lambda i: cycles[i].cycle)
     numbers = [cycles[i].cycle for i in order]
@@ -105,7 +109,7 @@ def track_lesions(cycles: Sequence[CycleLesions], transform_between: TransformBe
             entry["matches"] = [{"segment": s, "lesion": i, "how": "override" if s in cycle.overrides else "recorded"}
                                 for s, i in segments.items()]
         else:
-            segments = _match_cycle(cycles, k, last_seen, transform_between, rule, entry)
+            segments = _match_cycle(cycles, k, last_seen, transform_between, rule, entry, set(reserved_ids))
         for segment, lesion in segments.items():
             if lesion not in last_seen:
                 entry["new"].append(lesion)
@@ -127,7 +131,8 @@ def _sort_key(lesion_id: str):
 
 
 def _match_cycle(cycles: Sequence[CycleLesions], k: int, last_seen: Dict[str, Tuple[int, str]],
-                 transform_between: TransformBetween, rule: MatchRule, entry: Dict[str, Any]) -> Dict[str, str]:
+                 transform_between: TransformBetween, rule: MatchRule, entry: Dict[str, Any],
+                 reserved) -> Dict[str, str]:
     cycle = cycles[k]
     segments: Dict[str, str] = {}
     taken = set()
@@ -157,7 +162,7 @@ def _match_cycle(cycles: Sequence[CycleLesions], k: int, last_seen: Dict[str, Tu
         entry["matches"].append({"segment": segment, "lesion": lesion, "how": "matched", **metrics[(lesion, segment)]})
     entry["candidates"] = [{"lesion": lesion, "segment": segment, "candidate": is_candidate(m, rule), **m}
                            for (lesion, segment), m in metrics.items()]
-    number = _next_number(list(last_seen) + list(segments.values()))
+    number = _next_number(list(last_seen) + list(segments.values()) + list(reserved))
     for segment in open_segments:
         if segment not in segments:
             segments[segment] = f"L{number}"
