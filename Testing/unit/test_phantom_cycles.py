@@ -63,5 +63,11 @@ def test_lesion_truth_across_cycles(cycles):
 
 
 def test_cycle_number_out_of_range_is_refused():
-    with pytest.raises(InputError, match="cycle_number: 4; expected an integer 1..3"):
-        PhantomConfig(cycle_number=4).validate()
+    from startnet.phantom import anatomy
+    from startnet.phantom.config import CYCLE_POSES
+
+    assert sorted(CYCLE_POSES) == list(range(1, anatomy.CYCLES + 1))  # a pose for every cycle's lesions
+    assert all(len(scales) == anatomy.CYCLES for scales in anatomy.LESION_EVOLUTION.values())
+    for bad in (0, 4, True, 2.0):
+        with pytest.raises(InputError, match=f"cycle_number: {bad!r}; expected an integer 1..3"):
+            PhantomConfig(cycle_number=bad).validate()

@@ -163,7 +163,7 @@ LESION_EVOLUTION: Dict[str, Tuple[float, ...]] = {
     "tumour_4": (1.0, 0.0, 0.0),
     "tumour_5": (0.0, 1.0, 0.94),
 }
-CYCLES = len(LESION_EVOLUTION["tumour_1"])
+CYCLES = len(LESION_EVOLUTION["tumour_1"])  # as many as config.CYCLE_POSES has poses
 
 
 def lesion_scale(name: str, cycle_number: int) -> float:

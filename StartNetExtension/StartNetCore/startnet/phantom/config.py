@@ -150,7 +150,7 @@ class PhantomConfig:
     # tumour kinetics variant (startnet.phantom.tacs.TUMOUR_KINETICS_VARIANTS): "default", or
     # "late_uptake" (tumour_1 still rising at 168 h, tumour_3 on a plateau)
     tumour_kinetics: str = "default"
-    # treatment cycle of the same patient (1..anatomy.CYCLES): tumours as anatomy.LESION_EVOLUTION
+    # treatment cycle of the same patient (1..3): tumours as anatomy.LESION_EVOLUTION
     # has them, the patient lying as CYCLE_POSES has it, injected 8 weeks after the previous cycle
     cycle_number: int = 1
 
@@ -163,11 +163,10 @@ class PhantomConfig:
         if self.tumour_kinetics not in TUMOUR_KINETICS_VARIANTS:
             raise InputError(f"PhantomConfig.tumour_kinetics: {self.tumour_kinetics!r} is not one of "
                              f"{sorted(TUMOUR_KINETICS_VARIANTS)}")
-        from startnet.phantom.anatomy import CYCLES
-
         if isinstance(self.cycle_number, bool) or not isinstance(self.cycle_number, int) \
-                or not 1 <= self.cycle_number <= CYCLES:
-            raise InputError(f"PhantomConfig.cycle_number: {self.cycle_number!r}; expected an integer 1..{CYCLES}")
+                or self.cycle_number not in CYCLE_POSES:
+            raise InputError(f"PhantomConfig.cycle_number: {self.cycle_number!r}; expected an integer "
+                             f"1..{len(CYCLE_POSES)}")
         if self.units not in UNITS:
             raise InputError(f"PhantomConfig.units: {self.units!r} is not one of {UNITS}")
         if self.radionuclide_total_dose_units not in TOTAL_DOSE_UNITS:
