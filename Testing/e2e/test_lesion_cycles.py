@@ -116,3 +116,17 @@ def test_accumulate_gives_the_same_lesions_and_no_sum_across_two_lesions_by_name
     assert "tumour_4" not in cumulative["structures"] and "kidney_left" in cumulative["structures"]
     assert (out / "lesions.csv").read_text().startswith("lesion,cycle,segment,status")
     assert "lesion L" in proc.stdout
+
+
+def test_accumulation_in_the_scene_shows_the_lesion_table(patient, tmp_path):
+    pytest.importorskip("slicer")
+    from startnet.mrml.accumulation import accumulate_and_show
+    from startnet.mrml.scene import new_scene
+    from startnet.mrml.tables import records_from_table
+
+    shown = accumulate_and_show(new_scene(), [str(f) for f in patient["folders"]], str(tmp_path / "sum"))
+    rows = records_from_table(shown["lesion_table"])
+    tracker = {row["id"]: row["cumulative_mean_gy"] for row in patient["status"]["lesions"]}
+    last = {r["lesion"]: r for r in rows if int(r["cycle"]) == 3}
+    assert {k: r["cumulative_mean_gy"] for k, r in last.items()} == pytest.approx(tracker, abs=1e-3)
+    assert sorted(r["status"] for r in last.values()).count("not seen") == 1

@@ -185,3 +185,26 @@ def test_accumulate_lesion_map_checks_and_missing_seg_is_a_warning(tmp_path):
         register_for_runs(runs, [sitk.Euler3DTransform()] * 2, str(other))
     register, warnings = register_for_runs(runs, [sitk.Euler3DTransform()] * 2)
     assert register is None and "lesions not tracked" in warnings[0] and "no seg.dcm" in warnings[0]
+
+
+def test_run_lesion_map_option_reaches_the_cycle_record(tmp_path):
+    from types import SimpleNamespace
+
+    from startnet.cli import build_parser
+    from startnet.cycle.options import option_values, run_options
+    from startnet.lesions.update import lesions_for_run
+
+    path = tmp_path / "map.json"
+    path.write_text('{"tumour_2": "L7"}')
+    args = build_parser().parse_args(["run", "IN", "--out", str(tmp_path / "out"), "--lesion-map", str(path),
+                                      "--cycle", "2"])
+    options = run_options(option_values(args), "IN", str(tmp_path / "out"))
+    assert options.lesion_map_path == str(path)
+    cycle = _cycle(2, (0, 0, 0), {"tumour_1": (A, 14, 9.0), "tumour_2": (B, 9, 7.0), "liver": (C, 20, 1.0)})
+    masks = {**cycle.masks, "liver": _sphere(cycle.grid, C, 20)}
+    result = SimpleNamespace(registered=SimpleNamespace(reference_grid=cycle.grid),
+                             structures=SimpleNamespace(masks=masks), analysis=SimpleNamespace(ct_hu_on_grid=None),
+                             results={"structures": {**cycle.values, "liver": {"mean_gy": 1.0}}})
+    record, warnings = lesions_for_run(options, result)
+    assert record["segments"] == {"tumour_1": "L1", "tumour_2": "L7"} and warnings == []
+    assert {p["id"]: p["mean_gy"] for p in record["per_lesion"]} == {"L1": 9.0, "L7": 7.0}

@@ -6,8 +6,9 @@ are matched (:mod:`startnet.lesions.match`) against every lesion known so far, e
 cycle where it was last seen, its mask mapped onto this cycle's dose grid with the CT-to-CT
 transform ``transform_between(this, that)`` (this cycle's points -> that cycle's points). User
 overrides (segment -> ID) are applied first: an existing ID forces the match, an unknown ID starts
-a lesion with that ID. Segments left unmatched become new lesions ``L<n>`` (the next free number,
-in segment order); known lesions with no segment in the cycle are reported as not seen.
+a lesion with that ID. Segments left unmatched become new lesions ``L<n>`` (in segment order, the
+lowest numbers no lesion of the patient has had); known lesions with no segment in the cycle are
+reported as not seen.
 
 Per lesion and cycle the segment's mean dose, BED, volume, D50 and D98 are copied from the cycle's
 results; the cumulative dose and BED are the sums over the cycles where the lesion was seen
@@ -53,9 +54,14 @@ def _mapped(mask: np.ndarray, source_grid: sitk.Image, target_grid: sitk.Image,
     return sitk.GetArrayFromImage(moved) >= 0.5
 
 
-def _next_number(ids) -> int:
-    numbers = [int(m.group(1)) for m in (re.match(r"^L(\d+)$", i) for i in ids) if m]
-    return max(numbers, default=0) + 1
+def _free_numbers(ids):
+    """1, 2, ... skipping every number an ``L<n>`` in ``ids`` already has (an ID is never given twice)."""
+    used = {int(m.group(1)) for m in (re.match(r"^L(\d+)$", i) for i in ids) if m}
+    number = 1
+    while True:
+        if number not in used:
+            yield number
+        number += 1
 
 
 def _check_ids(cycle: CycleLesions, mapping: Mapping[str, str], what: str) -> None:
@@ -162,11 +168,10 @@ def _match_cycle(cycles: Sequence[CycleLesions], k: int, last_seen: Dict[str, Tu
         entry["matches"].append({"segment": segment, "lesion": lesion, "how": "matched", **metrics[(lesion, segment)]})
     entry["candidates"] = [{"lesion": lesion, "segment": segment, "candidate": is_candidate(m, rule), **m}
                            for (lesion, segment), m in metrics.items()]
-    number = _next_number(list(last_seen) + list(segments.values()) + list(reserved))
+    free = _free_numbers(list(last_seen) + list(segments.values()) + list(reserved))
     for segment in open_segments:
         if segment not in segments:
-            segments[segment] = f"L{number}"
-            number += 1
+            segments[segment] = f"L{next(free)}"
     return {s: segments[s] for s in cycle.masks}
 
 
