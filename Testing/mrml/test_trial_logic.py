@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 
@@ -241,3 +242,34 @@ def test_the_database_url_of_an_older_scene_is_removed_from_the_parameter_node()
     assert forget_scene_secrets(node) == ["databaseUrl"]
     assert "databaseUrl" not in node.GetParameterNames() and node.GetParameter("patientId") == "SN-900"
     assert forget_scene_secrets(node) == []
+
+
+def test_lesion_table_shows_cumulative_dose_per_lesion(logic_and_db, capsys):
+    from startnet.cli import main
+    from startnet.cycle.trial_record import record_cycle_results
+
+    logic, url = logic_and_db
+    lesions = [[("L1", "tumour_1", 10.0, 60.0), ("L2", "tumour_2", 5.0, 4.0)], [("L1", "tumour_1", 9.0, 45.0)]]
+    for number, (date, rows) in enumerate(zip(("2026-01-12", "2026-03-23"), lesions), start=1):
+        results = {"cycle": number, "kidneys_mean_gy": 4.0, "kidneys_bed_gy": 4.5,
+                   "lesions": {"segments": {s: i for i, s, _, _ in rows}, "new": [], "not_seen": [],
+                               "per_lesion": [{"id": i, "segment": s, "mean_gy": d, "bed_gy": 1.2 * d, "volume_ml": v}
+                                              for i, s, d, v in rows]}}
+        record_cycle_results(url, "SN-900", number, dt.date.fromisoformat(date), 7.4, results)
+    logic.show_patient(url, "SN-900")
+    collection = logic.scene.GetNodesByClass("vtkMRMLTableNode")
+    tables = [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())
+              if collection.GetItemAsObject(i).GetName() == "Trial lesions SN-900"]
+    assert len(tables) == 1
+    rows = {r["lesion"]: r for r in records_from_table(tables[0])}
+    assert rows["L1"]["cumulative_mean_gy"] == pytest.approx(19.0)
+    assert rows["L1"]["cumulative_bed_gy"] == pytest.approx(1.2 * 19.0)
+    assert rows["L2"]["status"] == "not seen" and str(rows["L2"]["not_seen_in"]) in ("2", "2.0")
+    logic.show_patient(url, "SN-900")  # shown again: the table is replaced, not added
+    collection = logic.scene.GetNodesByClass("vtkMRMLTableNode")
+    names = [collection.GetItemAsObject(i).GetName() for i in range(collection.GetNumberOfItems())]
+    assert names.count("Trial lesions SN-900") == 1
+    assert main(["trial", "--db", url, "status", "--patient", "SN-900"]) == 0
+    out = capsys.readouterr().out
+    assert "lesion L1: seen, cycles 1,2, cumulative 19.00 Gy" in out
+    assert "lesion L2: not seen, cycles 1, cumulative 5.00 Gy, not seen in 2" in out

@@ -5,14 +5,15 @@ and ct_on_dose_grid.nrrd). Every cycle's CT (on its dose grid) is registered rig
 reference cycle's, its dose and BED maps are resampled onto the reference dose grid and summed
 voxel by voxel (full repair between cycles, so BED adds). Structure values (mean dose, BED, kidney
 mean) are summed from the cycles' results: a structure missing from a cycle is an error, never a
-silently smaller total. Written: cumulative_dose.nrrd, cumulative_bed.nrrd, cumulative.json.
+silently smaller total. Tumour segments are tracked as lesions across the cycles (startnet.lesions).
+Written: cumulative_dose.nrrd, cumulative_bed.nrrd, cumulative.json, lesions.json and lesions.csv.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -36,8 +37,13 @@ def _load_run(folder: Path) -> Dict[str, Any]:
             "bed": sitk.ReadImage(str(files["bed.nrrd"])), "ct": sitk.ReadImage(str(files[CT_ON_DOSE_GRID]))}
 
 
-def accumulate_runs(run_dirs: Sequence[str], out_dir: str, reference: int = 0) -> Dict[str, Any]:
-    """Sum the cycles in ``run_dirs`` onto cycle ``reference``'s grid; returns cumulative.json's content."""
+def accumulate_runs(run_dirs: Sequence[str], out_dir: str, reference: int = 0,
+                    lesion_map_path: Optional[str] = None) -> Dict[str, Any]:
+    """Sum the cycles in ``run_dirs`` onto cycle ``reference``'s grid; returns cumulative.json's content.
+
+    Tumour segments get lesion IDs across the cycles (:mod:`startnet.lesions.runs`; ``lesion_map_path``
+    overrides matches): ``lesions`` in cumulative.json, lesions.json and lesions.csv in ``out_dir``.
+    """
     from startnet.dosimetry import accumulate_cycles, accumulate_structure_values
     from startnet.dosimetry.bed import sum_cycles
     from startnet.registration import register_rigid
@@ -52,7 +58,7 @@ def accumulate_runs(run_dirs: Sequence[str], out_dir: str, reference: int = 0) -
     if len(patients) > 1:
         warnings.append(f"the cycles name different patients: {', '.join(sorted(patients))}")
     fixed = runs[reference]
-    doses, beds, registrations = [], [], []
+    doses, beds, registrations, to_cycle = [], [], [], []
     for index, run in enumerate(runs):
         if index == reference:
             transform: sitk.Transform = sitk.Euler3DTransform()
@@ -67,14 +73,25 @@ def accumulate_runs(run_dirs: Sequence[str], out_dir: str, reference: int = 0) -
             if result.implausible:
                 warnings.append(f"{run['folder']}: registration to the reference cycle implausible "
                                 f"({result.implausible_reason}); check the cumulative maps")
+        to_cycle.append(transform)
         for key, target in (("dose", doses), ("bed", beds)):
             image = sitk.Resample(run[key], fixed["dose"], transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
             target.append(sitk.GetArrayFromImage(image))
+    from startnet.lesions.runs import register_for_runs
+    from startnet.lesions.sources import tumour_names
+
+    lesions, lesion_warnings = register_for_runs(runs, to_cycle, lesion_map_path)
+    warnings += lesion_warnings
     structures = [r["results"].get("structures") or {} for r in runs]
     names = [n for n in structures[0] if all(n in s for s in structures)]
     skipped = sorted({n for s in structures for n in s} - set(names))
     if skipped:
         warnings.append(f"structures not in every cycle are not summed: {', '.join(skipped)}")
+    if lesions is not None:  # a tumour's name may denote another lesion in another cycle: summed per lesion
+        by_lesion = tumour_names(names)
+        names = [n for n in names if n not in by_lesion]
+        if by_lesion:
+            warnings.append(f"tumour segments are summed per lesion ('lesions'), not by name: {', '.join(by_lesion)}")
     totals = {key: accumulate_structure_values([{n: s[n][key] for n in names} for s in structures])
               for key in SUMMED_KEYS}
     kidney_values = [r["results"].get("kidneys_mean_gy") for r in runs]
@@ -92,6 +109,7 @@ def accumulate_runs(run_dirs: Sequence[str], out_dir: str, reference: int = 0) -
                                       if all(r["results"].get("kidneys_bed_gy") is not None for r in runs)
                                       else None),
         "registrations": registrations,
+        "lesions": lesions,
         "warnings": warnings,
     }
     out = Path(out_dir)
@@ -101,6 +119,10 @@ def accumulate_runs(run_dirs: Sequence[str], out_dir: str, reference: int = 0) -
             image = sitk.GetImageFromArray(accumulate_cycles(arrays).astype(np.float32))
             image.CopyInformation(fixed["dose"])
             sitk.WriteImage(image, str(out / name), True)
+        if lesions is not None:
+            from startnet.lesions.table import write_lesion_files
+
+            write_lesion_files(lesions, out)
         (out / "cumulative.json").write_text(json.dumps(cumulative, indent=2))
     except OSError as exc:
         raise OutputError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None

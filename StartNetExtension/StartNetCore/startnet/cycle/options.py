@@ -39,9 +39,10 @@ RUN_OPTION_FIELDS = {
     "blood_samples": "blood_samples_path",
     "marrow_blood_ratio": "marrow_blood_ratio",
     "patient_mass_kg": "patient_mass_kg",
+    "lesion_map": "lesion_map_path",
 }
 # options whose value is a file path (relative paths in a manifest are relative to the manifest)
-PATH_OPTIONS = ("segmentation", "labels", "calibration", "blood_samples")
+PATH_OPTIONS = ("segmentation", "labels", "calibration", "blood_samples", "lesion_map")
 
 
 def aware_datetime(text: str) -> _dt.datetime:
@@ -94,6 +95,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "'sgouros' for 0.19/(1-haematocrit)")
     parser.add_argument("--patient-mass-kg", type=float, metavar="KG",
                         help="patient mass, for the marrow cross-dose from the remainder of the body")
+    parser.add_argument("--lesion-map", metavar="FILE",
+                        help="JSON {segment: lesion ID} overriding the matching of this cycle's tumour segments to "
+                             "the patient's earlier lesions (with --trial-db)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

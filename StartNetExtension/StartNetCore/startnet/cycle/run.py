@@ -69,6 +69,8 @@ class RunOptions:
     blood_samples_path: Optional[str] = None
     marrow_blood_ratio: Optional[str] = None  # a number or "sgouros"; default 1.0
     patient_mass_kg: Optional[float] = None
+    # lesion identity across cycles (``startnet.lesions``): {segment: lesion ID} overrides of the matching
+    lesion_map_path: Optional[str] = None
     applied_calibration: Optional[Any] = field(default=None, repr=False)
 
     def psf_fwhm(self) -> float:
@@ -250,6 +252,12 @@ def _run_steps(options: RunOptions, staging: Path, progress: Progress) -> CycleR
 
         results["marrow"] = marrow_results(options, blood_samples, registered)
         results["warnings"] += [f"marrow: {w}" for w in results["marrow"]["warnings"]]
+
+    if options.trial_db or options.lesion_map_path:  # lesion IDs matched to the patient's earlier cycles
+        from startnet.lesions.update import lesions_for_run
+
+        results["lesions"], lesion_warnings = lesions_for_run(options, result)
+        results["warnings"] += [f"lesions: {w}" for w in lesion_warnings]
 
     trial_status = None
     if options.trial_db:

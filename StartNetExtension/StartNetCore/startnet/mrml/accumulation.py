@@ -3,7 +3,8 @@
 :func:`accumulate_and_show` runs :func:`startnet.cycle.accumulate.accumulate_runs` on the chosen
 run folders (each a ``startnet run`` / Dosimetry module output folder) and shows
 ``cumulative_dose.nrrd`` as a dose (:func:`startnet.mrml.dose_display.show_dose`),
-``cumulative_bed.nrrd`` and the per-structure totals; showing again refills the same nodes.
+``cumulative_bed.nrrd``, the per-structure totals and the lesions (dose, volume and cumulative dose
+per lesion and cycle, :func:`startnet.lesions.table.lesion_rows`); showing again refills the same nodes.
 """
 
 from __future__ import annotations
@@ -37,4 +38,10 @@ def accumulate_and_show(scene, run_dirs: Sequence[str], out_dir: str, reference:
     rows = [{"structure": name, **values} for name, values in cumulative["structures"].items()]
     out["cumulative_table"] = table_from_records(
         scene, rows, "Cumulative dose", node=nodes.get("vtkMRMLTableNode", "cumulative_table", "Cumulative dose"))
+    if cumulative.get("lesions"):
+        from startnet.lesions.table import CSV_COLUMNS, lesion_rows
+
+        out["lesion_table"] = table_from_records(
+            scene, lesion_rows(cumulative["lesions"]), "Lesions across cycles", columns=list(CSV_COLUMNS),
+            node=nodes.get("vtkMRMLTableNode", "lesion_table", "Lesions across cycles"))
     return out

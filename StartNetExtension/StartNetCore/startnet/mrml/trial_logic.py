@@ -14,6 +14,8 @@ from startnet.mrml.plots import add_chart, add_series
 from startnet.mrml.tables import table_from_records
 from startnet.trial.planning import floor_activity_gbq, uncertainty_sentence
 
+LESION_COLUMNS = ("lesion", "status", "cycles_seen", "not_seen_in", "last_volume_ml", "cumulative_mean_gy",
+                  "cumulative_bed_gy")
 CYCLE_COLUMNS = ("cycle", "date", "activity_gbq", "kidney_gy", "kidney_left_gy", "kidney_right_gy",
                  "kidney_uncertainty_pct", "kidney_bed_gy", "cumulative_kidney_gy")
 
@@ -204,8 +206,25 @@ class TrialSceneLogic:
                                    columns=list(CYCLE_COLUMNS))
         table.SetName(f"Trial cycles {patient}")
         _tag(table, patient, "cycles")
+        self.lesion_table(current)
         chart = self.cumulative_dose_plot(current, table)
         return table, chart, current
+
+    def lesion_table(self, status: Dict[str, Any]):
+        """Table of the patient's lesions (ID, status, cycles, cumulative dose and BED), replacing an earlier one;
+        None when no cycle was recorded with lesion tracking."""
+        for node in tagged_nodes(self.scene, "lesions"):
+            self.scene.RemoveNode(node)
+        rows = [{"lesion": lesion["id"], "status": lesion["status"],
+                 "cycles_seen": ",".join(str(r["cycle"]) for r in lesion["per_cycle"]),
+                 "not_seen_in": ",".join(str(n) for n in lesion["not_seen_in"]),
+                 "last_volume_ml": lesion["per_cycle"][-1]["volume_ml"],
+                 "cumulative_mean_gy": lesion["cumulative_mean_gy"], "cumulative_bed_gy": lesion["cumulative_bed_gy"]}
+                for lesion in status.get("lesions") or []]
+        if not rows:
+            return None
+        table = table_from_records(self.scene, rows, f"Trial lesions {status['patient']}", columns=list(LESION_COLUMNS))
+        return _tag(table, status["patient"], "lesions")
 
     def cumulative_dose_plot(self, status: Dict[str, Any], table):
         """Plot chart: cumulative kidney dose per cycle, the limit, and the projected next cycle."""

@@ -35,6 +35,7 @@ STRUCTURE_LABELS: Dict[str, int] = {
     "tumour_2": 11,
     "tumour_3": 12,
     "tumour_4": 13,
+    "tumour_5": 14,  # appears from cycle 2 on (LESION_EVOLUTION)
 }
 
 STRUCTURE_COLORS: Dict[str, Tuple[float, float, float]] = {
@@ -51,6 +52,7 @@ STRUCTURE_COLORS: Dict[str, Tuple[float, float, float]] = {
     "tumour_2": (0.10, 0.60, 0.90),
     "tumour_3": (0.95, 0.20, 0.70),
     "tumour_4": (0.55, 0.20, 0.95),
+    "tumour_5": (0.95, 0.60, 0.10),
 }
 
 AIR_HU = -1000.0
@@ -118,6 +120,7 @@ COMPARTMENTS: Tuple[Compartment, ...] = (
     _C(15, "tumour_2", "tumour_2", 42.0),
     _C(16, "tumour_3", "tumour_3", 48.0),
     _C(17, "tumour_4", "tumour_4", 40.0),
+    _C(18, "tumour_5", "tumour_5", 44.0),
 )
 COMPARTMENT_BY_NAME: Dict[str, Compartment] = {c.name: c for c in COMPARTMENTS}
 
@@ -144,8 +147,28 @@ _ORGANS: Tuple[Tuple[str, Ellipsoid], ...] = (
     ("tumour_2", Ellipsoid((-20.0, -25.0, 25.0), (10.0, 10.0, 10.0))),  # liver, 2.0 cm
     ("tumour_3", Ellipsoid((30.0, -30.0, -10.0), (15.0, 15.0, 15.0))),  # pancreas, 3.0 cm
     ("tumour_4", Ellipsoid((-30.0, 40.0, -70.0), (7.5, 7.5, 7.5))),  # lymph node, 1.5 cm
+    ("tumour_5", Ellipsoid((-45.0, -5.0, 15.0), (17.0, 17.0, 17.0))),  # liver, 3.4 cm, from cycle 2
 )
-TUMOUR_LOCATIONS = {"tumour_1": "liver", "tumour_2": "liver", "tumour_3": "pancreas", "tumour_4": "lymph node"}
+TUMOUR_LOCATIONS = {"tumour_1": "liver", "tumour_2": "liver", "tumour_3": "pancreas", "tumour_4": "lymph node",
+                    "tumour_5": "liver"}
+
+# Lesion evolution over a patient's cycles (``PhantomConfig.cycle_number``): the factor on each
+# tumour's semi-axes in cycles 1, 2, 3 (0 = not there). tumour_1, tumour_2 and tumour_3 shrink,
+# tumour_4 (the lymph node) responds completely after cycle 1, tumour_5 is a new liver lesion in
+# cycle 2 that shrinks in cycle 3.
+LESION_EVOLUTION: Dict[str, Tuple[float, ...]] = {
+    "tumour_1": (1.0, 0.88, 0.76),
+    "tumour_2": (1.0, 0.9, 0.8),
+    "tumour_3": (1.0, 0.93, 0.87),
+    "tumour_4": (1.0, 0.0, 0.0),
+    "tumour_5": (0.0, 1.0, 0.94),
+}
+CYCLES = len(LESION_EVOLUTION["tumour_1"])  # as many as config.CYCLE_POSES has poses
+
+
+def lesion_scale(name: str, cycle_number: int) -> float:
+    """Factor on a shape's semi-axes in ``cycle_number`` (1 for organs; 0 = the lesion is not there)."""
+    return LESION_EVOLUTION[name][cycle_number - 1] if name in LESION_EVOLUTION else 1.0
 
 
 def _rotation(shape: Ellipsoid) -> np.ndarray:
@@ -191,8 +214,10 @@ def _cylinder_mask_2d(x: np.ndarray, y: np.ndarray, cyl: EllipticCylinder, shrin
     return dx * dx + dy * dy <= 1.0
 
 
-def paint_compartments(grid: GridSpec, torso_half_length_mm: float) -> np.ndarray:
+def paint_compartments(grid: GridSpec, torso_half_length_mm: float, cycle_number: int = 1) -> np.ndarray:
     """Internal compartment map (uint8, z, y, x) of the patient in the reference pose.
+
+    ``cycle_number`` sets the tumours as they are in that cycle (:data:`LESION_EVOLUTION`).
 
     The torso is limited to |z| <= ``torso_half_length_mm`` (inside the SPECT field of view with a
     margin for motion), so every becquerel of the patient is seen by every SPECT and the ground
@@ -212,7 +237,10 @@ def paint_compartments(grid: GridSpec, torso_half_length_mm: float) -> np.ndarra
     comp[:] = slice_map[None, :, :]
     axes = (x, y, z)
     for name, shape in _ORGANS:
-        _paint_ellipsoid(comp, axes, shape, COMPARTMENT_BY_NAME[name].index)
+        scale = lesion_scale(name, cycle_number)
+        if scale <= 0.0:
+            continue
+        _paint_ellipsoid(comp, axes, shape, COMPARTMENT_BY_NAME[name].index, scale)
         if name.endswith("_cortex"):
             medulla = COMPARTMENT_BY_NAME[name.replace("_cortex", "_medulla")].index
             _paint_ellipsoid(comp, axes, shape, medulla, scale=KIDNEY_MEDULLA_SCALE)

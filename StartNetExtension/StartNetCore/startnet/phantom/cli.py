@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-noise", action="store_true", help="no Poisson/CT noise")
     parser.add_argument("--no-blur", action="store_true", help="no SPECT PSF blur")
     parser.add_argument("--no-motion", action="store_true", help="no patient motion between time points")
+    parser.add_argument("--cycle", type=int, default=1, metavar="N",
+                        help="treatment cycle 1-3 of the same patient: lesions shrink, one vanishes after cycle 1, "
+                             "a new one appears in cycle 2; the patient lies differently (default: 1)")
     parser.set_defaults(handler=run)
 
 
@@ -43,7 +46,8 @@ def run(args) -> int:
     from startnet.phantom.model import build_phantom
 
     config = PhantomConfig(preset=args.preset, seed=args.seed, units=args.units, timepoints_h=args.timepoints_h,
-                           noise=not args.no_noise, blur=not args.no_blur, motion=not args.no_motion)
+                           noise=not args.no_noise, blur=not args.no_blur, motion=not args.no_motion,
+                           cycle_number=args.cycle)
     if not config.timepoints_h:
         raise InputError("--timepoints-h: no time points given")
     start = time.perf_counter()

@@ -103,6 +103,10 @@ def format_utc_offset(offset: timedelta) -> str:
 
 
 DEFAULT_INJECTION = datetime(2025, 5, 12, 9, 30, 0, tzinfo=timezone(timedelta(hours=2)))
+CYCLE_INTERVAL = timedelta(weeks=8)  # between the default injections of successive cycles
+# the patient's pose in cycles 2 and 3 relative to cycle 1 (translation mm, rotation about z deg):
+# maps a point of this cycle's scanner space to the same anatomy in cycle 1's
+CYCLE_POSES = {1: ((0.0, 0.0, 0.0), 0.0), 2: ((11.0, -7.0, 5.0), 3.0), 3: ((-9.0, 6.0, -4.0), -2.5)}
 
 
 @dataclass
@@ -146,6 +150,9 @@ class PhantomConfig:
     # tumour kinetics variant (startnet.phantom.tacs.TUMOUR_KINETICS_VARIANTS): "default", or
     # "late_uptake" (tumour_1 still rising at 168 h, tumour_3 on a plateau)
     tumour_kinetics: str = "default"
+    # treatment cycle of the same patient (1..3): tumours as anatomy.LESION_EVOLUTION
+    # has them, the patient lying as CYCLE_POSES has it, injected 8 weeks after the previous cycle
+    cycle_number: int = 1
 
     def validate(self) -> None:
         """Raise :class:`InputError` naming the field if a value is unusable."""
@@ -156,6 +163,10 @@ class PhantomConfig:
         if self.tumour_kinetics not in TUMOUR_KINETICS_VARIANTS:
             raise InputError(f"PhantomConfig.tumour_kinetics: {self.tumour_kinetics!r} is not one of "
                              f"{sorted(TUMOUR_KINETICS_VARIANTS)}")
+        if isinstance(self.cycle_number, bool) or not isinstance(self.cycle_number, int) \
+                or self.cycle_number not in CYCLE_POSES:
+            raise InputError(f"PhantomConfig.cycle_number: {self.cycle_number!r}; expected an integer "
+                             f"1..{len(CYCLE_POSES)}")
         if self.units not in UNITS:
             raise InputError(f"PhantomConfig.units: {self.units!r} is not one of {UNITS}")
         if self.radionuclide_total_dose_units not in TOTAL_DOSE_UNITS:
@@ -218,5 +229,15 @@ class PhantomConfig:
 
     @property
     def injection_datetime_utc(self) -> datetime:
-        moment = self.injection_datetime or DEFAULT_INJECTION
+        moment = self.injection_datetime or DEFAULT_INJECTION + CYCLE_INTERVAL * (self.cycle_number - 1)
         return moment.astimezone(timezone.utc)
+
+    @property
+    def cycle_seed(self) -> int:
+        """Seed of motion and noise: ``seed`` in cycle 1, another stream in each later cycle."""
+        return int(self.seed) + 7919 * (self.cycle_number - 1)
+
+    @property
+    def uid_key(self) -> str:
+        """What makes this cycle's DICOM UIDs unique (cycle 1 keeps the UIDs it always had)."""
+        return str(self.seed) if self.cycle_number == 1 else f"{self.seed}-cycle{self.cycle_number}"

@@ -136,7 +136,7 @@ def write_ct_series(phantom, tp, folder: Path, study_uid: str, frame_uid: str) -
     origin = np.asarray(image.GetOrigin())
     spacing = image.GetSpacing()
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
-    series_uid = uid(config.patient_id, config.seed, tp.index, "ct-series")
+    series_uid = uid(config.patient_id, config.uid_key, tp.index, "ct-series")
     acquired = tp.acquisition_datetime + timedelta(seconds=config.acquisition_time_s + 60.0)
     # One dataset reused for every slice (only per-slice attributes change): it is written out
     # before the next slice's values are set.
@@ -158,7 +158,7 @@ def write_ct_series(phantom, tp, folder: Path, study_uid: str, frame_uid: str) -
     ds.WindowCenter, ds.WindowWidth = "40", "400"
     paths = []
     for k in range(array.shape[0]):
-        sop_uid = uid(config.patient_id, config.seed, tp.index, "ct", k)
+        sop_uid = uid(config.patient_id, config.uid_key, tp.index, "ct", k)
         position = origin + direction @ np.array([0.0, 0.0, spacing[2] * k])
         ds.SOPInstanceUID = sop_uid
         ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
@@ -192,8 +192,8 @@ def write_nm_spect(phantom, tp, path: Path, study_uid: str, frame_uid: str) -> P
     origin = np.asarray(image.GetOrigin())
     spacing = image.GetSpacing()
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
-    series_uid = uid(config.patient_id, config.seed, tp.index, "nm-series")
-    sop_uid = uid(config.patient_id, config.seed, tp.index, "nm")
+    series_uid = uid(config.patient_id, config.uid_key, tp.index, "nm-series")
+    sop_uid = uid(config.patient_id, config.uid_key, tp.index, "nm")
     ds = _base(phantom, tp, study_uid, series_uid, frame_uid, "NM", NM_IMAGE_STORAGE, sop_uid, 3,
                "SPECT Lu177 OSEM 3D RR AC SC", tp.acquisition_datetime)
     n_frames = int(stored.shape[0])

@@ -123,8 +123,8 @@ def write_phantom_dicom(phantom: Phantom, out_dir) -> PhantomFiles:
     start = time.perf_counter()
     t_ct = t_nm = 0.0
     for tp in phantom.timepoints:
-        study_uid = uid(config.patient_id, config.seed, tp.index, "study")
-        frame_uid = uid(config.patient_id, config.seed, tp.index, "frame-of-reference")
+        study_uid = uid(config.patient_id, config.uid_key, tp.index, "study")
+        frame_uid = uid(config.patient_id, config.uid_key, tp.index, "frame-of-reference")
         local = to_swedish_local(tp.acquisition_datetime)
         study_dir = dicom_dir / f"{local:%Y%m%d}_{tp.hours_post_injection:g}h"
         t0 = time.perf_counter()

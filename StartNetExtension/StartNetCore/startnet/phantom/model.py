@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from startnet.errors import InputError
 from startnet.phantom import anatomy, ctsim, motion, render
-from startnet.phantom.config import GridSpec, PhantomConfig
+from startnet.phantom.config import CYCLE_POSES, GridSpec, PhantomConfig
 from startnet.phantom.truth import (
     CompartmentTruth,
     activity_per_voxel_lut,
@@ -129,6 +129,59 @@ def _render(config: PhantomConfig, compartments: np.ndarray, lut: np.ndarray,
     return _image(bqml.astype(np.float32), config.spect_grid)
 
 
+def cycle_pose(cycle_number: int) -> sitk.Euler3DTransform:
+    """Maps a point of cycle ``cycle_number``'s scanner space to the same anatomy in cycle 1's (config.CYCLE_POSES)."""
+    shift_mm, angle_deg = CYCLE_POSES[cycle_number]
+    pose = sitk.Euler3DTransform()
+    pose.SetCenter(motion.ROTATION_CENTER_MM)
+    pose.SetRotation(0.0, 0.0, float(np.deg2rad(angle_deg)))
+    pose.SetTranslation(tuple(float(v) for v in shift_mm))
+    return pose
+
+
+def segment_names(truths: Dict[str, CompartmentTruth]) -> Dict[str, str]:
+    """Anatomical structure -> its name in this cycle's segmentation, for the structures present.
+
+    Tumours are numbered per cycle (tumour_1, tumour_2, ... in anatomical order among those
+    present), as a clinic numbers the lesions of each scan: in cycle 2 the new lesion (anatomical
+    tumour_5) is called tumour_4, the name the vanished lymph node had in cycle 1. Only the
+    lesion register (:mod:`startnet.lesions`) can tell which is which; ``truth["cycle"]`` says.
+    """
+    voxels: Dict[str, int] = {}
+    for t in truths.values():
+        voxels[t.compartment.structure] = voxels.get(t.compartment.structure, 0) + t.voxels
+    names, number = {}, 0
+    for name in anatomy.STRUCTURE_LABELS:
+        if voxels.get(name, 0) == 0:
+            continue
+        if name in anatomy.LESION_EVOLUTION:
+            number += 1
+            names[name] = f"tumour_{number}"
+        else:
+            names[name] = name
+    return names
+
+
+def _cycle_truth(truth: Dict[str, object], cycle_number: int, names: Dict[str, str],
+                 pose: sitk.Euler3DTransform) -> None:
+    """Truth keyed by this cycle's segment names; the lesions' identities and the cycle's pose."""
+    structures = truth["structures"]
+    truth["structures"] = {names[a]: ({**entry, "lesion": a} if a in anatomy.LESION_EVOLUTION else entry)
+                           for a, entry in structures.items() if a in names}
+    truth["cycle"] = {
+        "number": cycle_number,
+        "lesion_of_segment": {names[a]: a for a in anatomy.LESION_EVOLUTION if a in names},
+        "lesions": {a: {"segment": names.get(a), "present": a in names,
+                        "semi_axes_scale": anatomy.lesion_scale(a, cycle_number),
+                        "volume_ml": structures[a]["volume_ml"] if a in names else 0.0,
+                        "mean_dose_gy": structures[a]["mean_dose_gy"] if a in names else 0.0}
+                    for a in anatomy.LESION_EVOLUTION},
+        "pose_to_cycle_1": {**motion.transform_to_dict(pose),
+                            "direction": "maps a point of this cycle's scanner space (LPS mm) to the same "
+                                         "anatomy in cycle 1's (SimpleITK resampling convention)"},
+    }
+
+
 def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
     """Build the synthetic patient, its time points and its ground truth (see module docstring)."""
     config = config or PhantomConfig()
@@ -136,17 +189,23 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     ct_grid, spect_grid = config.ct_grid, config.spect_grid
-    comp = anatomy.paint_compartments(ct_grid, config.torso_half_length_mm)
+    comp = anatomy.paint_compartments(ct_grid, config.torso_half_length_mm, config.cycle_number)
+    pose = cycle_pose(config.cycle_number)
+    if config.cycle_number > 1:  # the patient lies differently on the table than in cycle 1
+        posed = sitk.Resample(_image(comp, ct_grid), _image(comp, ct_grid), pose, sitk.sitkNearestNeighbor, 0)
+        comp = sitk.GetArrayFromImage(posed).astype(np.uint8)
     counts = np.bincount(comp.ravel(), minlength=256)
     truths = compartment_truths(counts, ct_grid.voxel_volume_ml, config.injected_activity_mbq,
                                 config.tumour_kinetics)
     labels = _image(anatomy.structure_lut()[comp], ct_grid)
+    names = segment_names(truths)
     timings["anatomy"] = time.perf_counter() - start
 
     hours = [float(h) for h in config.timepoints_h]
-    transforms = motion.motion_transforms(len(hours), config.resolved_reference_index, config.seed, config.max_shift_mm,
+    transforms = motion.motion_transforms(len(hours), config.resolved_reference_index, config.cycle_seed,
+                                          config.max_shift_mm,
                                           config.max_rotation_deg, config.motion)
-    seeds = np.random.SeedSequence([int(config.seed), 1177]).spawn(2 * len(hours))
+    seeds = np.random.SeedSequence([config.cycle_seed, 1177]).spawn(2 * len(hours))
     injection = config.injection_datetime_utc
     counts_per_mbq = render.counts_per_mbq(config.calibration_cps_per_mbq, config.acquisition_time_s)
     counts_per_bqml = spect_grid.voxel_volume_ml * 1.0e-6 * counts_per_mbq
@@ -198,9 +257,10 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
     truth["injection"] = {"datetime_utc": injection.isoformat(), "activity_mbq": config.injected_activity_mbq}
     truth["reference_index"] = config.resolved_reference_index
     truth["tumour_kinetics"] = config.tumour_kinetics
+    _cycle_truth(truth, config.cycle_number, names, pose)
     timings["truth"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
-    label_names = {v: k for k, v in anatomy.STRUCTURE_LABELS.items()}
+    label_names = {anatomy.STRUCTURE_LABELS[k]: v for k, v in names.items()}
     return Phantom(config=config, ct_hu=timepoints[config.resolved_reference_index].ct_hu, labels=labels,
                    label_names=label_names, timepoints=timepoints, injection_datetime=injection, truth=truth,
                    reference_index=config.resolved_reference_index, compartments=comp, compartment_truths=truths,

@@ -119,6 +119,7 @@ KINETICS: Dict[str, KineticSpec] = {
     "tumour_2": KineticSpec(((2.2e-4, 110.0),), 2.0, per_ml=True),
     "tumour_3": KineticSpec(((1.2e-4, 90.0),), 2.0, per_ml=True),
     "tumour_4": KineticSpec(((0.8e-4, 80.0),), 2.0, per_ml=True),
+    "tumour_5": KineticSpec(((1.4e-4, 95.0),), 2.0, per_ml=True),  # from cycle 2 (anatomy.LESION_EVOLUTION)
 }
 for _name, (_slow, _fast) in _KIDNEY.items():
     KINETICS[_name] = KineticSpec(((_slow, 55.0), (_fast, 3.0)), 0.5)

@@ -159,3 +159,25 @@ def structure_truth(truths: Dict[str, CompartmentTruth], compartments: np.ndarra
     total_tia = sum(t.tac.tia_mbq_h() for t in truths.values())
     return {"structures": structures, "substructures": substructures, "methods": methods,
             "total_tia_mbq_h": total_tia, "injected_activity_mbq": injected_activity_mbq}
+
+
+def lesion_truth_across_cycles(cycle_truths: List[Dict[str, object]]) -> Dict[str, Dict[str, object]]:
+    """Per anatomical lesion over a patient's cycles (truth.json of cycles 1, 2, ... in order).
+
+    For each lesion: its segment name, volume and mean dose per cycle (0 and None where it is not
+    there), the cycles it is present in and the cumulative mean dose (sum over cycles).
+    """
+    out: Dict[str, Dict[str, object]] = {}
+    for truth in cycle_truths:
+        cycle = truth["cycle"]
+        for name, lesion in cycle["lesions"].items():
+            entry = out.setdefault(name, {"cycles": [], "present_in": [], "segment": [], "volume_ml": [],
+                                          "mean_dose_gy": [], "cumulative_mean_dose_gy": 0.0})
+            entry["cycles"].append(cycle["number"])
+            entry["segment"].append(lesion["segment"])
+            entry["volume_ml"].append(lesion["volume_ml"])
+            entry["mean_dose_gy"].append(lesion["mean_dose_gy"])
+            if lesion["present"]:
+                entry["present_in"].append(cycle["number"])
+                entry["cumulative_mean_dose_gy"] += lesion["mean_dose_gy"]
+    return out

@@ -335,6 +335,12 @@ def _status(args) -> int:
               f"{c['gy_per_gbq']:>7.3f} {c['cumulative_kidney_gy']:>8.3f}  {devs}")
     print(f"cumulative kidney dose {st['cumulative_kidney_gy']:.3f} Gy of {st['limit_gy']:g} Gy "
           f"(remaining {st['remaining_kidney_gy']:.3f} Gy)")
+    for lesion in st.get("lesions") or []:
+        cumulative = lesion["cumulative_mean_gy"]
+        seen = ",".join(str(r["cycle"]) for r in lesion["per_cycle"])
+        gone = ",".join(str(n) for n in lesion["not_seen_in"])
+        print(f"lesion {lesion['id']}: {lesion['status']}, cycles {seen}, cumulative "
+              + ("n/a" if cumulative is None else f"{cumulative:.2f} Gy") + (f", not seen in {gone}" if gone else ""))
     n = st["next_cycle"]
     if n["allowed"]:
         window = f"{n['earliest_date']} to {n['latest_date'] or '(open)'}"

@@ -5,7 +5,8 @@ mean of ``structures.kidney_left/kidney_right.mean_gy`` when both masses are giv
 ``structures.kidney_left.mean_gy`` / ``structures.kidney_right.mean_gy``,
 ``kidneys_uncertainty_pct`` (or top-level ``uncertainty_pct``), ``kidneys_bed_gy`` (or
 ``bed_gy``), and for provenance ``schema_version``, ``software``, ``method``, ``patient_id``,
-``cycle``, ``injected_activity_mbq``, ``injection_datetime``, ``provenance``, ``warnings``.
+``cycle``, ``injected_activity_mbq``, ``injection_datetime``, ``provenance``, ``warnings``, ``lesions``
+(the cycle's lesion IDs and per-lesion doses, :mod:`startnet.lesions`).
 The file's SHA-256 is stored with the cycle so that the exact result can be found again.
 """
 
@@ -21,7 +22,7 @@ from typing import Any, Dict, List, Optional
 from startnet.errors import InputError
 
 PROVENANCE_KEYS = ("schema_version", "software", "method", "patient_id", "cycle", "injected_activity_mbq",
-                   "injection_datetime", "provenance", "warnings")
+                   "injection_datetime", "provenance", "warnings", "lesions")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ def _iso(d: Optional[dt.date]) -> Optional[str]:
 
 def status(store: TrialStore, patient_id: str) -> Dict[str, Any]:
     """Cumulative and remaining kidney dose, the cycles, and what the next cycle may be."""
+    from startnet.lesions.table import trial_lesion_summary
+
     patient = store.patient(patient_id)
     cycles = store.cycles(patient_id)
     protocol = store.protocol
@@ -71,6 +73,8 @@ def status(store: TrialStore, patient_id: str) -> Dict[str, Any]:
             "planning_cv": nxt.planning_cv, "planning_cv_source": nxt.planning_cv_source,
         },
         "eligibility": patient["eligibility"],
+        # per lesion over the cycles recorded with lesion tracking (startnet.lesions): dose, cumulative dose, BED
+        "lesions": trial_lesion_summary(cycles),
     }
 
 
