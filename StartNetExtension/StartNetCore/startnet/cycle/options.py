@@ -39,6 +39,9 @@ RUN_OPTION_FIELDS = {
     "blood_samples": "blood_samples_path",
     "marrow_blood_ratio": "marrow_blood_ratio",
     "patient_mass_kg": "patient_mass_kg",
+    "marrow_voi": "marrow_voi",
+    "marrow_mass_model": "marrow_mass_model",
+    "red_marrow_g_per_ml": "red_marrow_g_per_ml",
 }
 # options whose value is a file path (relative paths in a manifest are relative to the manifest)
 PATH_OPTIONS = ("segmentation", "labels", "calibration", "blood_samples")
@@ -94,6 +97,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "'sgouros' for 0.19/(1-haematocrit)")
     parser.add_argument("--patient-mass-kg", type=float, metavar="KG",
                         help="patient mass, for the marrow cross-dose from the remainder of the body")
+    parser.add_argument("--marrow-voi", choices=("segments", "ct"),
+                        help="image-based red-marrow dose in lumbar vertebrae L2-L4: from the segmentation's "
+                             "vertebra_L2..L4 or marrow segments, or segmented from the CT (default: when the "
+                             "segmentation has such segments)")
+    parser.add_argument("--marrow-mass-model", choices=("voi", "reference"),
+                        help="red-marrow mass in the VOI: volume x density x marrow space x cellularity (voi, "
+                             "default) or the ICRP L2-L4 share of the reference marrow scaled by --patient-mass-kg")
+    parser.add_argument("--red-marrow-g-per-ml", type=float, metavar="G",
+                        help="red-marrow mass per mL of vertebral body for the voi model (default 0.61, unverified)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
