@@ -335,6 +335,11 @@ def _status(args) -> int:
               f"{c['gy_per_gbq']:>7.3f} {c['cumulative_kidney_gy']:>8.3f}  {devs}")
     print(f"cumulative kidney dose {st['cumulative_kidney_gy']:.3f} Gy of {st['limit_gy']:g} Gy "
           f"(remaining {st['remaining_kidney_gy']:.3f} Gy)")
+    for method, m in st["marrow"].items():
+        if isinstance(m, dict) and m["cumulative_gy"] is not None:
+            missing = f", not in cycle(s) {', '.join(map(str, m['cycles_missing']))}" if m["cycles_missing"] else ""
+            print(f"cumulative marrow dose ({method.replace('_', '-')}) {m['cumulative_gy']:.3f} Gy "
+                  f"+/- {m['cumulative_uncertainty_gy']:.3f} Gy{missing}")
     n = st["next_cycle"]
     if n["allowed"]:
         window = f"{n['earliest_date']} to {n['latest_date'] or '(open)'}"
