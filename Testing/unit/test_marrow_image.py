@@ -97,3 +97,28 @@ def test_ct_without_enough_vertebrae_names_what_to_supply(phantom):
     soft.CopyInformation(phantom.ct_hu)
     with pytest.raises(InputError, match="no spine found"):
         lumbar_vertebrae_from_ct(soft, 0.0)
+
+
+def test_ct_vois_are_carved_out_of_the_spine_and_given_segments_are_used_as_they_are(phantom):
+    from startnet.cycle.marrow_voi import add_marrow_vois
+    from startnet.cycle.segments import structures_from_labelmap
+    from startnet.phantom.vertebrae import labels_with_vertebrae
+
+    grid = phantom.timepoints[phantom.reference_index].spect_bqml
+    names = {v: n for v, n in phantom.label_names.items() if n in ("spine", "kidney_left", "kidney_right", "body")}
+    structures = structures_from_labelmap(phantom.labels, names, grid, ct_hu=phantom.ct_hu)
+    added = add_marrow_vois(structures, "ct", phantom.ct_hu, grid)
+    assert [n for n in added.names() if n.startswith("vertebra_")] == ["vertebra_L2", "vertebra_L3", "vertebra_L4"]
+    fractions = added.fraction_maps()
+    total = sum(fractions[n] for n in added.names())
+    assert float(total.max()) <= 1.0 + 1e-5  # disjoint shares after carving
+    assert not np.any(added.masks["spine"] & added.masks["vertebra_L3"])
+    assert "spine" not in added.ct_masses_g and added.ct_masses_g["vertebra_L3"] > 0
+    assert any("carved out of spine" in n for n in added.log)
+    assert add_marrow_vois(structures, None, phantom.ct_hu, grid) is structures
+    labels, given_names = labels_with_vertebrae(phantom)
+    given = structures_from_labelmap(labels, {v: n for v, n in given_names.items() if n.startswith(("vert", "kid"))},
+                                     grid)
+    assert add_marrow_vois(given, "segments", None, grid) is given
+    with pytest.raises(InputError, match="--marrow-voi segments: the segmentation has no marrow VOI"):
+        add_marrow_vois(structures, "segments", phantom.ct_hu, grid)

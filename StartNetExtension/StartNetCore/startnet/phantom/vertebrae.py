@@ -111,13 +111,11 @@ def labels_with_vertebrae(phantom, first_value: int = 20):
     out of the spine, as a user would give them (e.g. from TotalSegmentator)."""
     import SimpleITK as sitk
 
-    from startnet.phantom.anatomy import COMPARTMENT_BY_NAME
-
+    index = {name: truth.compartment.index for name, truth in phantom.compartment_truths.items()}
     labels = sitk.GetArrayFromImage(phantom.labels)
     names = dict(phantom.label_names)
     for value, level in enumerate(MARROW_LEVELS, start=first_value):
-        inside = np.isin(phantom.compartments, [COMPARTMENT_BY_NAME[cortical_name(level)].index,
-                                                COMPARTMENT_BY_NAME[marrow_name(level)].index])
+        inside = np.isin(phantom.compartments, [index[cortical_name(level)], index[marrow_name(level)]])
         labels[inside] = value
         names[value] = f"vertebra_{level}"
     image = sitk.GetImageFromArray(labels)
