@@ -273,3 +273,36 @@ def test_lesion_table_shows_cumulative_dose_per_lesion(logic_and_db, capsys):
     out = capsys.readouterr().out
     assert "lesion L1: seen, cycles 1,2, cumulative 19.00 Gy" in out
     assert "lesion L2: not seen, cycles 1, cumulative 5.00 Gy, not seen in 2" in out
+
+
+def test_marrow_dose_and_blood_counts_over_cycles(logic_and_db):
+    from startnet.mrml.trial_logic import MARROW_COLUMNS
+    from startnet.trial.store import TrialStore
+
+    logic, url = logic_and_db
+    for number, (date, blood, image, labs) in enumerate([("2026-01-12", 0.4, 0.3, {"platelets": 240, "ANC": 4.0}),
+                                                          ("2026-03-23", 0.5, None, {"PLT": 170, "neutrophils": 2.5})],
+                                                         start=1):
+        results = {"kidneys_mean_gy": 4.0, "structures": {}, "cycle": number,
+                   "marrow": {"dose_gy": blood, "uncertainty_gy": 0.05,
+                              **({"image_based": {"dose_gy": image, "uncertainty_gy": 0.1}} if image else {})}}
+        logic.record_cycle_from_results(url, "SN-900", number, date, 7.4, results)
+        store = TrialStore.open(url)  # the labs before the cycle, entered as a correction
+        store.correct_cycle("SN-900", number, {"labs": labs}, "labs entered")
+        store.close()
+    table, chart, status = logic.show_patient_nodes(url, "SN-900")
+    rows = records_from_table(table)
+    assert [r["cumulative_marrow_blood_based_gy"] for r in rows] == [pytest.approx(0.4), pytest.approx(0.9)]
+    assert rows[0]["marrow_image_based_gy"] == pytest.approx(0.3) and rows[1]["marrow_image_based_gy"] is None
+    assert [r["platelets_1e9_l"] for r in rows] == [240.0, 170.0] and rows[1]["neutrophils_1e9_l"] == 2.5
+    assert set(MARROW_COLUMNS) <= set(rows[0])
+    charts = logic.scene.GetNodesByClass("vtkMRMLPlotChartNode")
+    names = sorted(charts.GetItemAsObject(i).GetName() for i in range(charts.GetNumberOfItems()))
+    assert names == ["Blood counts before each cycle SN-900", "Cumulative kidney dose SN-900",
+                     "Cumulative marrow dose SN-900"]
+    marrow = [charts.GetItemAsObject(i) for i in range(3)
+              if charts.GetItemAsObject(i).GetName().startswith("Cumulative marrow")][0]
+    assert sorted(s.GetYColumnName() for s in _series(marrow)) == ["cumulative_marrow_blood_based_gy",
+                                                                  "cumulative_marrow_image_based_gy"]
+    logic.show_patient_nodes(url, "SN-900")  # shown again: replaced, not piled up
+    assert logic.scene.GetNodesByClass("vtkMRMLPlotChartNode").GetNumberOfItems() == 3

@@ -279,3 +279,23 @@ def test_html_names_each_structures_pvc_method_and_reason():
         "uncertainty_budget": [{"component": "PVC GTM: uncorrected under-estimate (...)", "relative_pct": 9.815}]}}}
     table = pvc_table(results, ["kidney_left"])
     assert table.rows[0][1:] == ["GTM", "fallback to plain GTM: counts around it not explained (+14 %)", "9.8"]
+
+
+def test_marrow_block_and_its_assumptions_in_html_and_on_a_second_pdf_page(tmp_path):
+    inp = synthetic_input()
+    inp.results["marrow"] = {
+        "method": "blood-based (EANM SOP, Hindorf 2010)", "dose_gy": 0.321, "self_dose_gy": 0.27,
+        "cross_dose_gy": 0.051, "uncertainty_pct": 22.0, "red_marrow_to_blood_ratio": 1.0,
+        "assumptions": {"self_dose": "D_self = TIAC_blood x RMBLR x E_electron"},
+        "image_based": {"method": "image-based (lumbar vertebrae VOI)", "dose_gy": 0.234, "self_dose_gy": 0.198,
+                        "cross_dose_gy": 0.036, "uncertainty_pct": 41.0, "red_marrow_mass_g": 43.5,
+                        "mass_model": {"model": "voi", "verified": False, "sources": "ICRP 89, ICRP 70"},
+                        "assumptions": {"limitation": "activity before the first scan is extrapolated"}}}
+    files = write_report(inp, tmp_path / "out")
+    page = files.html.read_text()
+    assert "Red bone-marrow absorbed dose" in page and "0.321" in page and "0.234" in page
+    assert "mass model voi, 43.5 g red marrow (unverified)" in page
+    assert "activity before the first scan is extrapolated" in page and "ICRP 89, ICRP 70" in page
+    assert _pages(files.pdf) == 2
+    text = _text(files.pdf)
+    assert "Red bone-marrow absorbed dose" in text and "TIAC_blood x RMBLR" in text

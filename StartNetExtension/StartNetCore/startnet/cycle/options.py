@@ -40,6 +40,9 @@ RUN_OPTION_FIELDS = {
     "marrow_blood_ratio": "marrow_blood_ratio",
     "patient_mass_kg": "patient_mass_kg",
     "lesion_map": "lesion_map_path",
+    "marrow_voi": "marrow_voi",
+    "marrow_mass_model": "marrow_mass_model",
+    "red_marrow_g_per_ml": "red_marrow_g_per_ml",
 }
 # options whose value is a file path (relative paths in a manifest are relative to the manifest)
 PATH_OPTIONS = ("segmentation", "labels", "calibration", "blood_samples", "lesion_map")
@@ -98,6 +101,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lesion-map", metavar="FILE",
                         help="JSON {segment: lesion ID} overriding the matching of this cycle's tumour segments to "
                              "the patient's earlier lesions (with --trial-db)")
+    parser.add_argument("--marrow-voi", choices=("segments", "ct"),
+                        help="image-based red-marrow dose in lumbar vertebrae L2-L4: from the segmentation's "
+                             "vertebra_L2..L4 or marrow segments, or segmented from the CT (default: when the "
+                             "segmentation has such segments)")
+    parser.add_argument("--marrow-mass-model", choices=("voi", "reference"),
+                        help="red-marrow mass in the VOI: volume x density x marrow space x cellularity (voi, "
+                             "default) or the ICRP L2-L4 share of the reference marrow scaled by --patient-mass-kg")
+    parser.add_argument("--red-marrow-g-per-ml", type=float, metavar="G",
+                        help="red-marrow mass per mL of vertebral body for the voi model (default 0.61, unverified)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

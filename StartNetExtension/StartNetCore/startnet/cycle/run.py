@@ -71,6 +71,10 @@ class RunOptions:
     patient_mass_kg: Optional[float] = None
     # lesion identity across cycles (``startnet.lesions``): {segment: lesion ID} overrides of the matching
     lesion_map_path: Optional[str] = None
+    # image-based red-marrow dose (``startnet.cycle.marrow_voi``): "segments" | "ct" | None
+    marrow_voi: Optional[str] = None
+    marrow_mass_model: Optional[str] = None  # "voi" (default) | "reference"
+    red_marrow_g_per_ml: Optional[float] = None
     applied_calibration: Optional[Any] = field(default=None, repr=False)
 
     def psf_fwhm(self) -> float:
@@ -97,6 +101,10 @@ class RunOptions:
             raise InputError(f"--count-rate-kcps values must be > 0 kcps, got {list(self.count_rate_kcps)}")
         if self.patient_mass_kg is not None and not self.patient_mass_kg > 0:
             raise InputError(f"--patient-mass-kg must be > 0 kg, got {self.patient_mass_kg}")
+        if self.red_marrow_g_per_ml is not None and not 0 < self.red_marrow_g_per_ml <= 1.1:
+            raise InputError(f"--red-marrow-g-per-ml must be in (0, 1.1] g/mL, got {self.red_marrow_g_per_ml}")
+        if self.marrow_mass_model == "reference" and not self.patient_mass_kg:
+            raise InputError("--marrow-mass-model reference needs --patient-mass-kg KG")
         if self.marrow_blood_ratio is not None and not self.blood_samples_path:
             raise InputError("--marrow-blood-ratio needs --blood-samples BLOOD.csv")
         if self.trial_db and (not self.patient_id or self.cycle is None):
@@ -244,6 +252,9 @@ def _run_steps(options: RunOptions, staging: Path, progress: Progress) -> CycleR
                                           reference_ct_series_uid=cycle.timepoints[reference_index].ct_series_uid)
     else:
         structures = automatic_structures(registered.ct_hu, registered.reference_grid)
+    from startnet.cycle.marrow_voi import add_marrow_vois, image_marrow_results
+
+    structures = add_marrow_vois(structures, options.marrow_voi, registered.ct_hu, registered.reference_grid)
 
     result = analyse_cycle(options, registered, structures, progress, discovery=discovery)
     results = result.results
@@ -252,6 +263,12 @@ def _run_steps(options: RunOptions, staging: Path, progress: Progress) -> CycleR
 
         results["marrow"] = marrow_results(options, blood_samples, registered)
         results["warnings"] += [f"marrow: {w}" for w in results["marrow"]["warnings"]]
+    voi_source = "CT (startnet.segmentation.vertebrae)" if any(
+        n.startswith("marrow VOI from the CT") for n in structures.log) else "segmentation"
+    image_based = image_marrow_results(options, result, voi_source)
+    if image_based is not None:
+        results.setdefault("marrow", {})["image_based"] = image_based
+        results["warnings"] += [f"marrow (image-based): {w}" for w in image_based["warnings"]]
 
     if options.trial_db or options.lesion_map_path:  # lesion IDs matched to the patient's earlier cycles
         from startnet.lesions.update import lesions_for_run

@@ -18,6 +18,15 @@ LESION_COLUMNS = ("lesion", "status", "cycles_seen", "not_seen_in", "last_volume
                   "cumulative_bed_gy")
 CYCLE_COLUMNS = ("cycle", "date", "activity_gbq", "kidney_gy", "kidney_left_gy", "kidney_right_gy",
                  "kidney_uncertainty_pct", "kidney_bed_gy", "cumulative_kidney_gy")
+# red-marrow dose per method and blood counts per cycle (startnet.trial.marrow.marrow_rows), after CYCLE_COLUMNS
+MARROW_COLUMNS = ("marrow_blood_based_gy", "cumulative_marrow_blood_based_gy", "marrow_image_based_gy",
+                  "cumulative_marrow_image_based_gy", "hb_g_l", "platelets_1e9_l", "leukocytes_1e9_l",
+                  "neutrophils_1e9_l")
+MARROW_SERIES = (("cumulative_marrow_blood_based_gy", "cumulative marrow dose, blood-based", (0.17, 0.63, 0.17)),
+                 ("cumulative_marrow_image_based_gy", "cumulative marrow dose, image-based", (0.58, 0.40, 0.74)))
+COUNT_SERIES = (("platelets_1e9_l", "platelets", (0.55, 0.34, 0.29)),
+                ("leukocytes_1e9_l", "leukocytes", (0.50, 0.50, 0.50)),
+                ("neutrophils_1e9_l", "neutrophils", (0.09, 0.75, 0.81)))
 
 
 def _parse_date(text: str) -> _dt.date:
@@ -201,13 +210,18 @@ class TrialSceneLogic:
         if table_node is None:
             earlier = tagged_nodes(self.scene, "cycles")
             table_node = earlier[0] if earlier else None
-        rows = [{column: cycle.get(column) for column in CYCLE_COLUMNS} for cycle in current["cycles"]]
+        from startnet.trial.marrow import marrow_rows
+
+        rows = [{**{column: cycle.get(column) for column in CYCLE_COLUMNS},
+                 **{column: marrow.get(column) for column in MARROW_COLUMNS}}
+                for cycle, marrow in zip(current["cycles"], marrow_rows(current["cycles"]))]
         table = table_from_records(self.scene, rows, f"Trial cycles {patient}", node=table_node,
-                                   columns=list(CYCLE_COLUMNS))
+                                   columns=list(CYCLE_COLUMNS) + list(MARROW_COLUMNS))
         table.SetName(f"Trial cycles {patient}")
         _tag(table, patient, "cycles")
         self.lesion_table(current)
         chart = self.cumulative_dose_plot(current, table)
+        self.marrow_plots(current, table, rows)
         return table, chart, current
 
     def lesion_table(self, status: Dict[str, Any]):
@@ -225,6 +239,25 @@ class TrialSceneLogic:
             return None
         table = table_from_records(self.scene, rows, f"Trial lesions {status['patient']}", columns=list(LESION_COLUMNS))
         return _tag(table, status["patient"], "lesions")
+
+    def marrow_plots(self, status: Dict[str, Any], table, rows: List[Dict[str, Any]]) -> List[Any]:
+        """Charts of the cumulative red-marrow dose per method (Gy) and of the blood counts (10^9/L) over the
+        cycles, from the cycles table; only those with values (none for a patient without marrow doses or labs).
+        They are replaced with the kidney plot on the next showing."""
+        patient_id = status["patient"]
+        charts = []
+        for title, unit, series in (("Cumulative marrow dose", "Gy", MARROW_SERIES),
+                                    ("Blood counts before each cycle", "10^9/L", COUNT_SERIES)):
+            present = [s for s in series if any(r.get(s[0]) is not None for r in rows)]
+            if not present:
+                continue
+            chart = _tag(add_chart(self.scene, f"{title} {patient_id}", f"{title}, {patient_id}", "cycle", unit),
+                         patient_id, "plot")
+            for column, name, colour in present:
+                _tag(add_series(self.scene, chart, table, "cycle", column, name, marker="circle", colour=colour),
+                     patient_id, "plot")
+            charts.append(chart)
+        return charts
 
     def cumulative_dose_plot(self, status: Dict[str, Any], table):
         """Plot chart: cumulative kidney dose per cycle, the limit, and the projected next cycle."""

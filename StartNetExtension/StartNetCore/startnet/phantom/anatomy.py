@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from startnet.phantom import vertebrae
 from startnet.phantom.config import GridSpec
 
 # Structure label values of the reference segmentation (labels.nii.gz / seg.nrrd).
@@ -121,6 +122,10 @@ COMPARTMENTS: Tuple[Compartment, ...] = (
     _C(16, "tumour_3", "tumour_3", 48.0),
     _C(17, "tumour_4", "tumour_4", 40.0),
     _C(18, "tumour_5", "tumour_5", 44.0),
+    # lumbar spine (:mod:`startnet.phantom.vertebrae`): discs, and L2-L4 with their own cortex and marrow
+    _C(40, "spine_disc", "spine", vertebrae.DISC_HU),
+    *(_C(41 + 2 * i + j, name, "spine", hu) for i, level in enumerate(vertebrae.MARROW_LEVELS)
+      for j, (name, hu) in enumerate(((vertebrae.cortical_name(level), 900.0), (vertebrae.marrow_name(level), 400.0)))),
 )
 COMPARTMENT_BY_NAME: Dict[str, Compartment] = {c.name: c for c in COMPARTMENTS}
 
@@ -235,6 +240,8 @@ def paint_compartments(grid: GridSpec, torso_half_length_mm: float, cycle_number
     slice_map[spine] = COMPARTMENT_BY_NAME["spine_cortical"].index
     slice_map[spine_inner] = COMPARTMENT_BY_NAME["spine_cancellous"].index
     comp[:] = slice_map[None, :, :]
+    vertebrae.paint_lumbar_spine(comp, z, spine, spine_inner, {c.name: c.index for c in COMPARTMENTS},
+                                 SPINE_CORTEX_MM)
     axes = (x, y, z)
     for name, shape in _ORGANS:
         scale = lesion_scale(name, cycle_number)

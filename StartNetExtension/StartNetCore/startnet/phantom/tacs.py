@@ -111,7 +111,8 @@ KINETICS: Dict[str, KineticSpec] = {
     "body": KineticSpec(((0.80, 1.8), (0.07, 45.0))),
     "lung_left": KineticSpec(((0.0020, 30.0),), 0.3),
     "lung_right": KineticSpec(((0.0022, 30.0),), 0.3),
-    "spine": KineticSpec(((0.0060, 50.0),), 2.0),  # marrow: cancellous compartment only
+    # marrow: cancellous compartments only; their curves follow the blood (phantom.vertebrae.marrow_tacs)
+    "spine": KineticSpec(((0.0060, 50.0),), 2.0),
     "liver": KineticSpec(((0.0220, 70.0),), 1.0),
     "spleen": KineticSpec(((0.0100, 65.0),), 1.0),
     "bladder": KineticSpec(((0.1200, 5.0),), 2.0),  # urine, voided every few hours

@@ -18,7 +18,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from startnet.phantom import anatomy, photon
+from startnet.phantom import anatomy, photon, vertebrae
 from startnet.phantom.tacs import ACTIVE_COMPARTMENTS, KIDNEY_CORTEX_TO_MEDULLA, Tac, combine, kinetics_for
 from startnet.physics.lu177 import LU177
 
@@ -56,6 +56,10 @@ def compartment_truths(voxel_counts: np.ndarray, voxel_volume_ml: float,
             share = weights[c.name] / weight_sum if weight_sum > 0 else 0.0
             out[c.name] = CompartmentTruth(c, int(voxel_counts[c.index]), volumes[c.name],
                                            volumes[c.name] * c.density_g_per_ml, structure_tac.scaled(share))
+    body_ml = sum(out[c.name].volume_ml for c in anatomy.compartments_of("body"))
+    body_tac = kinetics["body"].tac(injected_activity_mbq, body_ml)
+    for name, tac in vertebrae.marrow_tacs(out, body_tac, body_ml, vertebrae.default_red_marrow_g_per_ml()).items():
+        out[name].tac = tac  # red marrow follows the blood (not the spine's own curve)
     return out
 
 
@@ -157,7 +161,11 @@ def structure_truth(truths: Dict[str, CompartmentTruth], compartments: np.ndarra
         "mean_dose_gy": "electron_led_gy + photon_gy",
     }
     total_tia = sum(t.tac.tia_mbq_h() for t in truths.values())
+    methods["vertebrae"] = ("L2-L4 red marrow: blood concentration x red-marrow-to-blood ratio "
+                            f"{vertebrae.RMBLR_TRUE:g} x red-marrow mass (default image-based model, g per mL of "
+                            "vertebral body); tia_mbq_h of the marrow compartment")
     return {"structures": structures, "substructures": substructures, "methods": methods,
+            "vertebrae": vertebrae.vertebra_truth(truths),
             "total_tia_mbq_h": total_tia, "injected_activity_mbq": injected_activity_mbq}
 
 

@@ -22,6 +22,7 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from startnet import __version__
 from startnet.report import figures, fmt, tables
+from startnet.report.marrow import draw_marrow_page
 from startnet.report.model import ReportInput
 
 PAGE_IN = (8.27, 11.69)
@@ -327,7 +328,7 @@ def _footer(fig: Figure, inp: ReportInput, layout: PageLayout) -> None:
 
 
 def render_pdf(inp: ReportInput, path: str, names: List[str], log_y: bool = True) -> PageLayout:
-    """Draw the page and save it to ``path`` (one A4 page). Returns the layout used."""
+    """Draw the page and save it to ``path`` (one A4 page; a second for the marrow doses). Returns the layout."""
     layout = page_layout(inp, names)
     budget = tables.kidney_budget(inp.results)
     colours = figures.structure_colours(names)
@@ -359,6 +360,7 @@ def render_pdf(inp: ReportInput, path: str, names: List[str], log_y: bool = True
         with PdfPages(path, metadata={"Title": f"Dosimetry report {inp.results.get('patient_id', '')}",
                                       "Creator": f"startnet {__version__}"}) as pdf:
             pdf.savefig(fig)
+            draw_marrow_page(pdf, inp.results, PAGE_IN)  # a second page when the run has marrow doses
     return layout
 
 

@@ -39,11 +39,24 @@ class KidneySeedProposal:
     notes: List[str] = field(default_factory=list)
 
 
-def _spine(bone: np.ndarray, spacing_x_mm: float, max_width_mm: float = 100.0) -> np.ndarray:
-    """The longest (in z) bone component narrower than ``max_width_mm`` (not the couch)."""
-    labels, count = ndi.label(bone)
+def _spine(bone: np.ndarray, spacing_x_mm: float, max_width_mm: float = 100.0,
+           spacing_z_mm: Optional[float] = None, disc_bridge_mm: float = 20.0) -> np.ndarray:
+    """The longest (in z) bone component narrower than ``max_width_mm`` (not the couch).
+
+    With ``spacing_z_mm``, gaps up to ``disc_bridge_mm`` along z (intervertebral discs) are bridged
+    first, so the vertebral bodies form one column.
+    """
+    if spacing_z_mm:
+        reach = max(1, int(round(disc_bridge_mm / spacing_z_mm)))
+        bridged = ndi.binary_dilation(bone, structure=np.ones((2 * reach + 1, 1, 1), bool))
+        labels, count = ndi.label(bridged)
+        labels[~bone] = 0
+        extents = ndi.find_objects(labels, max_label=count)
+    else:
+        labels, count = ndi.label(bone)
+        extents = ndi.find_objects(labels)
     best, best_length = 0, 0
-    for label, extent in enumerate(ndi.find_objects(labels), start=1):
+    for label, extent in enumerate(extents, start=1):
         if extent is None:
             continue
         width_mm = (extent[2].stop - extent[2].start) * spacing_x_mm
@@ -67,7 +80,7 @@ def find_kidney_seeds(
 ) -> List[KidneySeedProposal]:
     """Propose one seed per kidney (left first) with the volume grown from it and a confidence."""
     ctx = prepare_grid(ct_hu, spect_bqml)
-    spine = _spine(ctx.bone_fraction > 0.5, ctx.spacing_zyx[2])
+    spine = _spine(ctx.bone_fraction > 0.5, ctx.spacing_zyx[2], spacing_z_mm=ctx.spacing_zyx[0])
     spine_z = np.nonzero(spine.any(axis=(1, 2)))[0]
     sz, sy, sx = ctx.spacing_zyx
     spine_x = np.full(ctx.spect_arr.shape[0], np.nan)

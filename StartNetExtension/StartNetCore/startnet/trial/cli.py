@@ -341,6 +341,11 @@ def _status(args) -> int:
         gone = ",".join(str(n) for n in lesion["not_seen_in"])
         print(f"lesion {lesion['id']}: {lesion['status']}, cycles {seen}, cumulative "
               + ("n/a" if cumulative is None else f"{cumulative:.2f} Gy") + (f", not seen in {gone}" if gone else ""))
+    for method, m in st["marrow"].items():
+        if isinstance(m, dict) and m["cumulative_gy"] is not None:
+            missing = f", not in cycle(s) {', '.join(map(str, m['cycles_missing']))}" if m["cycles_missing"] else ""
+            print(f"cumulative marrow dose ({method.replace('_', '-')}) {m['cumulative_gy']:.3f} Gy "
+                  f"+/- {m['cumulative_uncertainty_gy']:.3f} Gy{missing}")
     n = st["next_cycle"]
     if n["allowed"]:
         window = f"{n['earliest_date']} to {n['latest_date'] or '(open)'}"

@@ -103,11 +103,21 @@ def cycle_dict(v: CycleVersion) -> Dict[str, Any]:
         "gy_per_gbq": round(v.kidney_gy / v.activity_gbq, 9),
         "labs": _loads(v.labs_json), "capecitabine": capecitabine, "remarks": v.remarks,
         "dosimetry_source": v.dosimetry_source, "dosimetry": _loads(v.dosimetry_json),
+        **_marrow_and_haematology(v),
         "deviations": _loads(v.deviations_json) or [], "deviation_reason": v.deviation_reason,
         "correction_reason": v.correction_reason,
         "later_cycle_warnings": _loads(v.later_cycle_warnings_json) or [],
         "recorded_at_utc": utc_text(v.recorded_at_utc), "recorded_by": v.recorded_by,
     }
+
+
+def _marrow_and_haematology(v: CycleVersion) -> Dict[str, Any]:
+    """Derived views (``startnet.trial.marrow``): the marrow doses recorded with the dosimetry, the blood counts."""
+    from startnet.trial.marrow import haematology
+
+    dosimetry = _loads(v.dosimetry_json)
+    marrow = dosimetry.get("marrow") if isinstance(dosimetry, dict) else None
+    return {"marrow": marrow, "haematology": haematology(_loads(v.labs_json))}
 
 
 def patient_dict(p: Patient) -> Dict[str, Any]:

@@ -6,7 +6,8 @@ mean of ``structures.kidney_left/kidney_right.mean_gy`` when both masses are giv
 ``kidneys_uncertainty_pct`` (or top-level ``uncertainty_pct``), ``kidneys_bed_gy`` (or
 ``bed_gy``), and for provenance ``schema_version``, ``software``, ``method``, ``patient_id``,
 ``cycle``, ``injected_activity_mbq``, ``injection_datetime``, ``provenance``, ``warnings``, ``lesions``
-(the cycle's lesion IDs and per-lesion doses, :mod:`startnet.lesions`).
+(the cycle's lesion IDs and per-lesion doses, :mod:`startnet.lesions`), and the red-marrow doses of
+the ``marrow`` block (a short summary, :mod:`startnet.trial.marrow`).
 The file's SHA-256 is stored with the cycle so that the exact result can be found again.
 """
 
@@ -101,6 +102,10 @@ def parse_results(data: Dict[str, Any], source: str, label: Optional[str] = None
         raise InputError(f"{path}: 'cycle' must be an integer or null, got {cycle!r}")
     patient = data.get("patient_id")
     provenance = {k: data[k] for k in PROVENANCE_KEYS if k in data}
+    if data.get("marrow") is not None:
+        from startnet.trial.marrow import marrow_summary
+
+        provenance["marrow"] = marrow_summary(data["marrow"], path)
     if derived:
         provenance["kidneys_mean_gy_derived"] = "mass-weighted mean of kidney_left and kidney_right"
     return DosimetryResult(

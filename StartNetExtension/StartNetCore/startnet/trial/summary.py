@@ -11,6 +11,8 @@ from typing import Any, Dict, List, Optional, TextIO
 from sqlalchemy import func, select
 
 from startnet.trial.integrity import check_audit
+from startnet.trial.marrow import METHODS as MARROW_METHODS
+from startnet.trial.marrow import cumulative_marrow, marrow_rows
 from startnet.trial.models import AuditEntry, CycleVersion, Patient
 from startnet.trial.protocol import CycleDose, dose_summary
 from startnet.trial.records import CSV_COLUMNS
@@ -40,9 +42,11 @@ def status(store: TrialStore, patient_id: str) -> Dict[str, Any]:
     summary = dose_summary(protocol, patient["arm"], doses, dt.date.fromisoformat(patient["enrolled"]))
     running = 0.0
     rows = []
-    for c, d in zip(cycles, doses):
+    marrow = marrow_rows(cycles)
+    for c, d, m in zip(cycles, doses, marrow):
         running += d.limit_dose_gy(protocol.limit_basis)
-        rows.append({**c, "cumulative_kidney_gy": round(running, 9)})
+        rows.append({**c, "cumulative_kidney_gy": round(running, 9),
+                     "cumulative_marrow_gy": {k: m[f"cumulative_marrow_{k}_gy"] for k in MARROW_METHODS}})
     nxt = summary.next_cycle
     return {
         "patient": patient["patient"], "patient_id": patient["patient"], "site": patient["site"],
@@ -75,6 +79,7 @@ def status(store: TrialStore, patient_id: str) -> Dict[str, Any]:
         "eligibility": patient["eligibility"],
         # per lesion over the cycles recorded with lesion tracking (startnet.lesions): dose, cumulative dose, BED
         "lesions": trial_lesion_summary(cycles),
+        "marrow": cumulative_marrow(cycles),
     }
 
 
@@ -162,8 +167,10 @@ def check_consistency(store: TrialStore) -> List[str]:
 
 def history(store: TrialStore, patient_id: str) -> Dict[str, Any]:
     """All versions of every cycle and the patient's audit trail (nothing is ever overwritten)."""
+    versions = store.cycles(patient_id, all_versions=True)
     return {"patient": store.patient(patient_id),
-            "versions": store.cycles(patient_id, all_versions=True),
+            "versions": versions,
+            "marrow": cumulative_marrow([v for v in versions if v["current"]]),
             "audit": store.audit_trail(patient_id)}
 
 
