@@ -95,12 +95,12 @@ def voi_activities_mbq(registered, structures, names, psf_fwhm_mm: float) -> Dic
     from few own counts and reads such VOIs far too low (on the phantom 0.02-0.4 x truth), while
     plain GTM reads them within about 10 %.
     """
-    from startnet.cycle.analyse import _body_fraction
+    from startnet.cycle.analyse import body_fraction_on_grid
     from startnet.cycle.quantify import gtm_activities, normalised
 
     grid = registered.reference_grid
     images = [sitk.GetArrayViewFromImage(im).astype(np.float32) for im in registered.activity_bqml]
-    body = None if registered.ct_hu is None else _body_fraction(registered.ct_hu, grid)
+    body = None if registered.ct_hu is None else body_fraction_on_grid(registered.ct_hu, grid)
     gtm = gtm_activities(images, normalised(structures.fraction_maps()), tuple(reversed(grid.GetSpacing())),
                          psf_fwhm_mm, body, enlarged_voi_fwhm=0.0)
     return {name: np.asarray(gtm.activity_mbq[name], float) for name in names}
