@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from startnet import __version__
 from startnet.report import figures, fmt, tables
+from startnet.report.lesions import lesion_html
 from startnet.report.marrow import marrow_html
 from startnet.report.model import ReportInput
 
@@ -164,6 +165,7 @@ def render_html(inp: ReportInput, names: List[str], pngs: Dict[str, bytes]) -> s
 <div class="row"><div>{_img(pngs['dvhs'], 'dose-volume histograms')}</div>
 <div>{_table_html(tables.dose_table(r, names))}</div></div>
 <h2>Partial-volume correction</h2>{_table_html(tables.pvc_table(r, names))}
+{lesion_html(r, _table_html)}
 {marrow_html(r, _table_html)}
 <div class="row"><div><h2>{'Cumulative kidney dose vs limit' if budget.has_trial else 'Kidney dose vs limit'}</h2>
 {_img(pngs['kidney_budget'], 'kidney dose budget')}<p>{'<br>'.join(summary)}</p></div>
