@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (a real PostgreSQL server for the trial
-# tracker, poppler-utils for rendering the PDF report). Idempotent; needs root or sudo the first time.
+# tracker, poppler-utils for rendering the PDF report, openssl for the TLS test's throw-away CA).
+# Idempotent; needs root or sudo the first time.
 set -euo pipefail
 need=()
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
