@@ -31,13 +31,11 @@ mask scaling and a warning says so.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 
 from startnet.errors import InputError
-from startnet.physics.lu177 import LU177
 
 
 def label_map(masks: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -117,11 +115,13 @@ def bed_map_by_structure(dose_gy: np.ndarray, k_per_h: np.ndarray, masks: Mappin
                          default: Tuple[float, float]) -> np.ndarray:
     """Voxel BED map (Gy, float32), each structure's voxels with its own radiobiology.
 
-    BED = D (1 + G D / (alpha/beta)) with G = k / (k + ln2 / T_rep) from the voxel's clearance rate k
-    (instant uptake; 0 where k <= 0; k never below the physical decay constant). ``parameters_for(name)``
-    gives a structure's (alpha/beta Gy,
-    T_rep h); voxels outside every mask use ``default``. Where masks overlap the later one wins.
+    BED = D (1 + G D / (alpha/beta)) with G from the voxel's clearance rate k and its structure's
+    T_rep (:func:`startnet.dosimetry.bed.g_map_from_rates`: instant uptake, k never below physical
+    decay). ``parameters_for(name)`` gives a structure's (alpha/beta Gy, T_rep h); voxels outside
+    every mask use ``default``. Where masks overlap the later one wins.
     """
+    from startnet.dosimetry.bed import g_map_from_rates
+
     names = list(masks)
     table = [tuple(float(v) for v in default)] + [tuple(float(v) for v in parameters_for(n)) for n in names]
     for (alpha_beta, t_rep), name in zip(table, ["outside the structures"] + names):
@@ -130,11 +130,7 @@ def bed_map_by_structure(dose_gy: np.ndarray, k_per_h: np.ndarray, masks: Mappin
                              f"got {alpha_beta} Gy, {t_rep} h")
     labels = label_map(masks) if names else np.zeros(np.shape(dose_gy), np.int32)
     alpha_beta = np.array([row[0] for row in table], np.float32)[labels]
-    mu = np.array([math.log(2.0) / row[1] for row in table], np.float32)[labels]
+    t_rep_h = np.array([row[1] for row in table], np.float64)[labels]
     dose = np.asarray(dose_gy, np.float32)
-    k = np.asarray(k_per_h, np.float32)
-    # rates between 0 and the physical decay constant are raised to it (nothing clears slower than it
-    # decays; G grows with k, so this never lowers a BED), as in dosimetry.bed.g_map_from_rates
-    k = np.where(k > 0, np.maximum(k, np.float32(LU177.decay_constant_per_h)), np.float32(0.0))
-    g = np.where(k > 0, k / (k + mu), np.float32(0.0)).astype(np.float32)
+    g = g_map_from_rates(k_per_h, t_rep_h)
     return dose * (np.float32(1.0) + g * dose / alpha_beta)

@@ -179,19 +179,26 @@ def structure_bed(structure: str, dose_gy: float, kinetics, alpha_beta_gy: float
                      alpha_beta_gy, t_rep_h, text)
 
 
-def g_map_from_rates(k_per_h: np.ndarray, t_rep_h: float = KIDNEY_T_REP_H,
+def g_map_from_rates(k_per_h: np.ndarray, t_rep_h=KIDNEY_T_REP_H,
                      min_rate_per_h: float = LU177.decay_constant_per_h) -> np.ndarray:
     """Per-voxel G = k / (k + mu) (instant uptake; 0 where k <= 0). float32 map.
 
-    Rates between 0 and ``min_rate_per_h`` (the nuclide's physical decay constant: nothing clears
-    slower than it decays) are raised to it; G grows with k, so this never lowers a BED.
+    ``t_rep_h``: one repair half-time, or a map of them (each voxel its structure's). Rates between
+    0 and ``min_rate_per_h`` (the nuclide's physical decay constant: nothing clears slower than it
+    decays) are raised to it; G grows with k, so this never lowers a BED.
     """
-    mu = repair_rate_per_h(t_rep_h)
     k = np.asarray(k_per_h, dtype=np.float32)
+    if np.ndim(t_rep_h) == 0:
+        mu = np.float32(repair_rate_per_h(float(t_rep_h)))
+    else:
+        t_rep = np.asarray(t_rep_h, dtype=np.float64)
+        if not np.all(t_rep > 0.0):
+            raise InputError("BED: repair half-time T_rep must be > 0 h in every voxel")
+        mu = (LN2 / t_rep).astype(np.float32)
     g = np.zeros_like(k)
     pos = k > 0
     kk = np.maximum(k[pos], np.float32(min_rate_per_h))
-    g[pos] = kk / (kk + np.float32(mu))
+    g[pos] = kk / (kk + (mu if np.ndim(mu) == 0 else mu[pos]))
     return g
 
 
