@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 
 
 def kcps_list(text: str) -> tuple:
@@ -19,3 +20,14 @@ def kcps_list(text: str) -> tuple:
 COUNT_RATE_HELP = ("observed total-spectrum count rate per detector head (kcps, all energy windows), one value or "
                    "one per time point in chronological order, for the dead-time correction (default: from the "
                    "SPECT projections in INPUT_DIR)")
+
+
+def aware_datetime(text: str) -> _dt.datetime:
+    """An ISO 8601 date-time with a UTC offset (argparse type): a naive time would be ambiguous."""
+    try:
+        value = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time (e.g. 2026-03-02T09:15:00+01:00)") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add one, e.g. +01:00")
+    return value

@@ -11,10 +11,9 @@ and choices, so a row is checked exactly as the command line would check it.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 from typing import Any, Dict, Mapping
 
-from startnet.commands.arguments import COUNT_RATE_HELP, kcps_list
+from startnet.commands.arguments import COUNT_RATE_HELP, aware_datetime, kcps_list
 from startnet.cycle.pvc import DEFAULT_PVC, PVC_METHODS
 from startnet.dosimetry.methods import DEFAULT_DOSE_METHOD, DOSE_METHODS
 from startnet.errors import InputError
@@ -46,16 +45,6 @@ RUN_OPTION_FIELDS = {
 }
 # options whose value is a file path (relative paths in a manifest are relative to the manifest)
 PATH_OPTIONS = ("segmentation", "labels", "calibration", "blood_samples", "lesion_map")
-
-
-def aware_datetime(text: str) -> _dt.datetime:
-    try:
-        value = _dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time (e.g. 2026-03-02T09:15:00+01:00)") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add one, e.g. +01:00")
-    return value
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

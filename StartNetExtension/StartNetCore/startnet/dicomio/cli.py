@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import json
 
-from startnet.commands.arguments import COUNT_RATE_HELP, kcps_list
-
-
-def _aware(text: str) -> _dt.datetime:
-    try:
-        value = _dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time like 2026-10-24T10:00:00+02:00") from exc
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; write e.g. 2026-10-24T10:00:00+02:00")
-    return value
+from startnet.commands.arguments import COUNT_RATE_HELP, aware_datetime, kcps_list
 
 
 def register(subparsers) -> None:
@@ -29,7 +17,7 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print the cycle provenance as JSON")
     parser.add_argument("--calibration-cps-per-mbq", type=float, default=None,
                         help="camera calibration factor for count images (cps/MBq)")
-    parser.add_argument("--injection-datetime", type=_aware, default=None,
+    parser.add_argument("--injection-datetime", type=aware_datetime, default=None,
                         help="injection time with UTC offset, replacing the header value")
     parser.add_argument("--injected-activity-mbq", type=float, default=None,
                         help="injected activity (MBq), replacing the header value")
