@@ -5,37 +5,15 @@ nothing stored."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from settings_standin import FakeSettings, load_settings_module
 
 from startnet.errors import InputError
-
-CORE_DIR = Path(__file__).resolve().parents[2] / "StartNetExtension" / "StartNetCore"
-
-
-class FakeSettings:
-    def __init__(self, values=None):
-        self.values = dict(values or {})
-
-    def contains(self, key):
-        return key in self.values
-
-    def value(self, key, default=None):
-        return self.values.get(key, default)
-
-    def setValue(self, key, value):
-        self.values[key] = value
 
 
 @pytest.fixture
 def settings_module():
-    spec = importlib.util.spec_from_file_location("startnet_core_settings_cal", CORE_DIR / "StartNetCoreLib"
-                                                  / "settings.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_settings_module("startnet_core_settings_cal")
 
 
 def test_calibration_folder_is_stored_checked_and_cleared(settings_module, tmp_path):

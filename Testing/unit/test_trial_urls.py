@@ -7,10 +7,10 @@ for ``qt.QSettings`` here) and refuses one with a password.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from settings_standin import FakeSettings, load_settings_module
 from sqlalchemy.engine import make_url
 
 from startnet.errors import InputError
@@ -20,8 +20,6 @@ from startnet.trial.urls import (
     redact_url,
     url_without_password,
 )
-
-CORE_DIR = Path(__file__).resolve().parents[2] / "StartNetExtension" / "StartNetCore"
 
 WITH_PASSWORD = [
     ("postgresql://trial:s3cret@db.example:5432/trial", "postgresql://trial@db.example:5432/trial",
@@ -90,29 +88,9 @@ def test_the_panel_refuses_with_a_clear_message(typed, message):
     assert "s3cret" not in str(raised.value)  # the message shows the URL redacted
 
 
-class FakeSettings:
-    """The part of qt.QSettings the helper uses."""
-
-    def __init__(self, values=None):
-        self.values = dict(values or {})
-
-    def contains(self, key):
-        return key in self.values
-
-    def value(self, key, default=None):
-        return self.values.get(key, default)
-
-    def setValue(self, key, value):
-        self.values[key] = value
-
-
 @pytest.fixture
 def settings_module():
-    path = CORE_DIR / "StartNetCoreLib" / "settings.py"
-    spec = importlib.util.spec_from_file_location("startnet_core_settings", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_settings_module("startnet_core_settings")
 
 
 def test_settings_store_the_url_and_refuse_a_password(settings_module):
