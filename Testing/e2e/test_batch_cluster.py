@@ -33,6 +33,24 @@ GOOD = ("seg", "auto")
 ENV = dict(os.environ, PYTHONUNBUFFERED="1")
 
 
+
+def _same_structures(got, expected, path="structures"):
+    """Equal, numbers to float32 rounding: two serial ``startnet run``s of one cycle differ in the last bits of
+    the multi-threaded registration sums, which can move a rounded value by one unit in its last place
+    (results.json rounds to 3-4 decimals)."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and set(got) == set(expected), path
+        for key in expected:
+            _same_structures(got[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), path
+        for index, (g, e) in enumerate(zip(got, expected)):
+            _same_structures(g, e, f"{path}[{index}]")
+    elif isinstance(expected, float) and not isinstance(expected, bool):
+        assert got == pytest.approx(expected, rel=1e-4, abs=1e-3), path  # one unit at 3 decimals
+    else:
+        assert got == expected, path
+
 def startnet(*args, timeout=900):
     return subprocess.run([sys.executable, "-m", "startnet", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=ENV)
@@ -104,7 +122,7 @@ def test_rows_equal_serial_runs(first_run, cohort):
     for name in GOOD:
         batch_results = json.loads((out / name / "results.json").read_text())
         serial_results = json.loads((serial[name] / "results.json").read_text())
-        assert batch_results["structures"] == serial_results["structures"], name
+        _same_structures(batch_results["structures"], serial_results["structures"], name)
         assert batch_results["kidneys_mean_gy"] == serial_results["kidneys_mean_gy"]
         # the voxel maps agree to float32 rounding (two serial runs of startnet run differ by as much:
         # multi-threaded ITK resampling sums in varying order)
@@ -163,4 +181,5 @@ def test_killed_worker_task_is_rescheduled(cohort):
     for name in GOOD:
         assert not list((out / name).glob(".startnet-staging-*"))
         results = json.loads((out / name / "results.json").read_text())
-        assert results["structures"] == json.loads((serial[name] / "results.json").read_text())["structures"]
+        _same_structures(results["structures"], json.loads((serial[name] / "results.json").read_text())["structures"],
+                         name)
