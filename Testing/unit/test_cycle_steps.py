@@ -177,9 +177,12 @@ def test_in_memory_chain_equals_run_cycle_and_writes_outputs(phantom_files, regi
     ct_uid = cycle.timepoints[reference].ct_series_uid
     ct_files = next(s.files for s in discovery.series if s.series_uid == ct_uid)
     result = analyse_cycle(memory, registered, structures, reference_ct_files=ct_files)
+    # registered separately from run_cycle's own registration: equal to the rounding of results.json (the
+    # registration's multi-threaded metric sums can move a rounded value by one unit in its last place)
     for name, values in run.results["structures"].items():
-        assert result.results["structures"][name]["mean_gy"] == values["mean_gy"], name
-    assert result.results["kidneys_mean_gy"] == run.results["kidneys_mean_gy"]
+        assert result.results["structures"][name]["mean_gy"] == pytest.approx(values["mean_gy"], rel=1e-4,
+                                                                              abs=1e-3), name
+    assert result.results["kidneys_mean_gy"] == pytest.approx(run.results["kidneys_mean_gy"], rel=1e-4, abs=1e-3)
 
     written = write_outputs(result, memory, prepare_output_dir(memory.out_dir))
     assert {"results.json", "dose.nrrd", "rtdose.dcm", "seg.dcm"} <= set(written)
