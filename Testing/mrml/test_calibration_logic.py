@@ -239,8 +239,11 @@ def test_database_series_are_listed_and_shown(panel, scans):
     # counts read with the file's sensitivity: the image is what the recovery step measured on
     from startnet.mrml.volumes import volume_to_sitk
 
-    shown = sitk.GetArrayViewFromImage(volume_to_sitk(node))
-    measured = sitk.GetArrayViewFromImage(volume_to_sitk(panel["rec"].nodes["spect"]))
+    # the images are kept in names: a SimpleITK array view does not keep its image alive (a view of a temporary
+    # reads freed memory, which gave NaN here depending on which other test modules were collected)
+    shown_image, measured_image = volume_to_sitk(node), volume_to_sitk(panel["rec"].nodes["spect"])
+    shown = sitk.GetArrayViewFromImage(shown_image)
+    measured = sitk.GetArrayViewFromImage(measured_image)
     assert float(shown.sum()) == pytest.approx(float(measured.sum()), rel=1e-6)
     assert panel["logic"].show_acquisition(spheres.files, panel["cal"]).GetID() == node.GetID()
     assert scene.GetNumberOfNodes() == count
