@@ -6,6 +6,8 @@ Written into every result's provenance and shown by the StartNetCore module in S
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 import os
 import platform
 import sys
@@ -18,10 +20,22 @@ DEPENDENCIES = ("numpy", "scipy", "SimpleITK", "pydicom", "numba", "sqlalchemy",
 
 
 def _version(module_name: str) -> Optional[str]:
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
+    """The version of an importable module: of the module itself when it is already imported, else its
+    installed distribution's (without importing it: importing sqlalchemy and alembic only to read their
+    versions cost every run 0.5 s), else (a module without package metadata, e.g. one built into Slicer)
+    of the module imported."""
+    module = sys.modules.get(module_name)
+    if module is None:
+        if importlib.util.find_spec(module_name) is None:
+            return None
+        try:
+            return importlib.metadata.version(module_name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            return None
     return str(getattr(module, "__version__", None) or getattr(module, "Version", lambda: "unknown")())
 
 
