@@ -152,8 +152,17 @@ def test_second_invocation_skips_finished_rows(first_run, cohort):
 
 
 def _worker_processes(batch_process: psutil.Process):
-    return [p for p in batch_process.children(recursive=True)
-            if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+    """The Dask worker processes under the batch command: spawned ones (Windows), or the children of the
+    forkserver, which carry its command line (Linux, macOS)."""
+    workers = []
+    for process in batch_process.children(recursive=True):
+        command = " ".join(process.cmdline())
+        if "resource_tracker" in command:
+            continue
+        forked = "forkserver" in command and "forkserver" in " ".join(process.parent().cmdline())
+        if "spawn_main" in command or forked:
+            workers.append(process)
+    return workers
 
 
 def test_killed_worker_task_is_rescheduled(cohort):
@@ -183,3 +192,47 @@ def test_killed_worker_task_is_rescheduled(cohort):
         results = json.loads((out / name / "results.json").read_text())
         _same_structures(results["structures"], json.loads((serial[name] / "results.json").read_text())["structures"],
                          name)
+
+
+def _thread_settings():
+    """In a worker: what numba, ITK and the BLAS variables are set to, and how the process was started."""
+    import multiprocessing
+
+    import numba
+
+    from startnet.batch.task import set_threads
+
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    set_threads(int(os.environ["NUMBA_NUM_THREADS"]))
+    return {"itk_at_start": before, "itk": sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(),
+            "numba": numba.get_num_threads(), "openblas": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "start_method": multiprocessing.get_start_method(allow_none=True) or "spawn"}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_local_workers_run_with_the_threads_asked_for(threads):
+    """--threads-per-worker governs numba, the BLAS variables and ITK (whose own default is every core: two
+    workers would each run two registration threads on two cores); the environment is restored after."""
+    from startnet.batch.cluster import THREAD_VARIABLES, open_cluster, worker_start_method
+
+    before = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    handle = open_cluster(None, 1, threads)
+    try:
+        settings = handle.client.submit(_thread_settings, pure=False).result(timeout=120)
+    finally:
+        handle.close()
+    assert settings == {"itk_at_start": threads, "itk": threads, "numba": threads, "openblas": str(threads),
+                        "start_method": worker_start_method()}
+    assert {name: os.environ.get(name) for name in THREAD_VARIABLES} == before
+
+
+def test_dask_settings_before_distributed_is_imported_equal_its_own():
+    """The forkserver's environment is read before distributed is imported (from its distributed.yaml):
+    it must equal what Dask itself configures once imported (MALLOC_TRIM_THRESHOLD_ and the thread variables)."""
+    code = ("import json, sys\nfrom startnet.batch.cluster import pre_spawn_environ\nbefore = pre_spawn_environ()\n"
+            "assert 'distributed' not in sys.modules\nimport distributed, dask\n"
+            "print(json.dumps([before, dict(dask.config.get('distributed.nanny.pre-spawn-environ'))]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=ENV)
+    assert result.returncode == 0, result.stderr
+    before, imported = json.loads(result.stdout)
+    assert before == imported and "MALLOC_TRIM_THRESHOLD_" in before

@@ -176,3 +176,14 @@ def test_trial_record_is_idempotent(tmp_path):
                                              r"recorded, 4.5 now\)"):
         record_results(url, "SN-001", 1, changed, "r.json")
     assert np.isclose(TrialStore.open(url).cycles("SN-001")[0]["kidney_gy"], 4.0)
+
+
+def test_every_module_the_forkserver_preloads_imports():
+    """The forkserver skips a name that fails to import without a word (its workers would then import what
+    they need during their first row): every name in the list must import."""
+    code = ("import importlib, sys\nfrom startnet.batch.cluster import WORKER_MODULES\nfailed = []\n"
+            "for name in WORKER_MODULES:\n    try:\n        importlib.import_module(name)\n"
+            "    except ImportError as exc:\n        failed.append(f'{name}: {exc}')\nprint(failed)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -48,14 +48,24 @@ class RowOutcome:
 
 
 def set_threads(threads: int) -> None:
-    """numba's threads for this worker process (the BLAS/OpenMP ones are set by the environment)."""
+    """numba's and ITK's threads for this worker process (BLAS/OpenMP follow the environment the worker
+    started with: they read it once, at import)."""
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))
+    threads = max(1, int(threads))
     try:
         import numba
 
-        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     except ImportError:  # numba is a dependency; without it nothing numba-based runs anyway
+        pass
+    try:
+        import SimpleITK
+
+        # the registration metric and resampling; ITK's default is every core of the machine, which
+        # oversubscribes the cores when several workers share them
+        SimpleITK.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    except ImportError:  # SimpleITK is a dependency; without it no cycle runs anyway
         pass
 
 
