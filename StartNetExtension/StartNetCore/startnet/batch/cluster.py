@@ -14,9 +14,9 @@ Dask documents for that start method, the thread variables must be in the enviro
 forkserver starts (it imports numpy, whose BLAS reads them once); ``open_cluster`` sets them in this
 process for the cluster's lifetime (a later cluster of the same process reuses the forkserver and its
 BLAS threads), and :func:`startnet.batch.task.set_threads` sets numba's and ITK's threads in each
-task (numba's pool is left at all cores in the forkserver, and each task uses ``threads`` of it). The forkserver imports what a row needs (WORKER_MODULES: VTK and
-MRML of slicer-core, SimpleITK, numba, matplotlib, highdicom, startnet's cycle steps) while this
-process starts the scheduler, so the workers forked from it start with them imported and share
+task (numba's pool is left at all cores in the forkserver, and each task uses ``threads`` of it).
+The forkserver imports what a row needs (WORKER_MODULES: VTK and MRML of slicer-core, SimpleITK,
+numba, matplotlib, highdicom, startnet's cycle steps) while this process starts the scheduler, so the workers forked from it start with them imported and share
 their memory pages; with spawn each worker imports them during its first row.
 
 A task whose worker dies (killed, out of memory) is rescheduled on another worker by the
