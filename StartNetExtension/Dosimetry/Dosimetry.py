@@ -43,7 +43,8 @@ class Dosimetry(ScriptedLoadableModule):
             "the results table. Outputs: results.json, RT Dose, DICOM SEG, report. Cycles can be summed "
             "(cumulative dose and BED) and the cycle recorded in the trial database. With a camera calibration "
             "folder (Camera Calibration module) the file of the SPECT's camera supplies the sensitivity, PSF and "
-            "recovery curve; results.json names it."
+            "recovery curve; results.json names it. Optional red-marrow dose: blood samples (EANM blood-based "
+            "method) and/or the lumbar vertebrae L2-L4 as image-based VOIs (segments or from the CT)."
         )
         self.parent.acknowledgementText = "START-NET trial (NCT05387603)."
 
@@ -63,6 +64,15 @@ class DosimetryParameterNode:
     patientId: str = ""
     cycleNumber: Annotated[int, WithinRange(1, 20)] = 1
     accumulateOutputDirectory: pathlib.Path
+    # red marrow (startnet run --marrow-voi, --marrow-mass-model, --patient-mass-kg, --blood-samples,
+    # --marrow-blood-ratio); defaults = the command line's (startnet.mrml.dosimetry_options). Connectors
+    # (guiConnectors.py, same in v5.8.1 and v5.10.0): QComboBox + Choice str, QDoubleSpinBox + float,
+    # ctkPathLineEdit + pathlib.Path, QLineEdit + str.
+    marrowVoiSource: Annotated[str, Choice(["auto", "segments", "ct"])] = "auto"
+    marrowMassModel: Annotated[str, Choice(["voi", "reference"])] = "voi"
+    patientMassKg: Annotated[float, WithinRange(0.0, 400.0)] = 0.0  # 0: not given
+    bloodSamplesPath: pathlib.Path
+    marrowBloodRatio: str = ""  # "": 1.0; a number or "sgouros"
 
 
 class DosimetryWidget(StartNetModuleWidget):
@@ -149,7 +159,8 @@ class DosimetryWidget(StartNetModuleWidget):
             return
         jobDir = tempfile.mkdtemp(prefix="startnet-job-", dir=slicer.app.temporaryPath)
         ok, applied = self.run("Could not prepare the dosimetry.", self.logic.writeJob, jobDir, p.outputDirectory,
-                               p.segmentation, p.method, p.pvc, p.patientId, p.cycleNumber, calibration or None)
+                               p.segmentation, p.method, p.pvc, p.patientId, p.cycleNumber, calibration or None,
+                               self.logic.marrowPanel(p))
         if not ok:
             return
         from StartNetCoreLib.process import BackgroundJob
@@ -310,26 +321,33 @@ class DosimetryLogic(ScriptedLoadableModuleLogic):
         forget_scene_secrets(node)  # older versions saved the database URL with the scene
         return DosimetryParameterNode(node)
 
+    @staticmethod
+    def marrowPanel(p):
+        """The parameter node's red-marrow inputs (``startnet.mrml.dosimetry_options.MarrowPanel``)."""
+        from startnet.mrml.dosimetry_options import MarrowPanel
+
+        return MarrowPanel(voi_source=p.marrowVoiSource, mass_model=p.marrowMassModel,
+                           patient_mass_kg=p.patientMassKg, blood_samples_path=str(p.bloodSamplesPath),
+                           marrow_blood_ratio=p.marrowBloodRatio)
+
     def writeJob(self, jobDir, outputDirectory, segmentationNode, method="vsv-density", pvc="gtm", patientId="",
-                 cycle=None, calibrationPath=None):
+                 cycle=None, calibrationPath=None, marrow=None):
         """Write the background job's folder from the scene (no DICOM re-read, no registration).
 
         ``calibrationPath``: the camera calibration folder (or one CAL.json); the file of the cycle's
-        camera is chosen now (refused here when none matches) and applied by the job. Returns that
-        calibration (``startnet.calibration.use.AppliedCalibration``) or None.
+        camera is chosen now (refused here when none matches) and applied by the job. ``marrow``: the
+        red-marrow inputs (``MarrowPanel``; None = the defaults); the blood samples are read now.
+        Returns the calibration (``startnet.calibration.use.AppliedCalibration``) or None.
         """
         from startnet.cycle.job import write_job
-        from startnet.cycle.run import RunOptions
-        from startnet.errors import InputError
         from startnet.mrml.dosimetry_job import check_job_calibration, job_inputs_from_scene
+        from startnet.mrml.dosimetry_options import check_job_marrow, panel_run_options
 
-        if str(outputDirectory) in ("", "."):
-            raise InputError("choose an output folder")
-        options = RunOptions(input_dir="", out_dir=str(outputDirectory), method=method, pvc=pvc,
-                             patient_id=patientId.strip() or None, cycle=cycle, write_scene=False,
-                             calibration_path=str(calibrationPath) if calibrationPath else None)
+        options = panel_run_options(outputDirectory, method=method, pvc=pvc, patient_id=patientId, cycle=cycle,
+                                    calibration_path=calibrationPath, marrow=marrow)
         inputs = job_inputs_from_scene(slicer.mrmlScene, options, segmentation_node=segmentationNode)
         applied = check_job_calibration(inputs)
+        check_job_marrow(inputs)
         write_job(jobDir, inputs)
         return applied
 

@@ -166,7 +166,8 @@ class DosimetrySegmentationLogic(ScriptedLoadableModuleLogic):
         return hasattr(slicer.modules, "totalsegmentator")
 
     def runTotalSegmentator(self, ctNode, segmentationNode):
-        """Kidneys, liver, spleen and bladder from TotalSegmentator, merged into ``segmentationNode``.
+        """Kidneys, liver, spleen, bladder and the lumbar vertebrae L2-L4 (the image-based marrow VOIs,
+        as ``vertebra_L2..L4``) from TotalSegmentator, merged into ``segmentationNode``.
 
         Uses the extension's logic without its GUI; TotalSegmentator writes into a temporary node
         (its reader removes all segments of its output node), then the wanted segments replace
@@ -176,13 +177,14 @@ class DosimetrySegmentationLogic(ScriptedLoadableModuleLogic):
             raise RuntimeError("The TotalSegmentator extension is not installed (Extension Manager).")
         import TotalSegmentator
 
-        from startnet.mrml.segmentation_logic import DOSIMETRY_STRUCTURES
+        from startnet.mrml.segmentation_logic import TOTALSEGMENTATOR_STRUCTURES
         from startnet.mrml.totalsegmentator import run_totalsegmentator
 
         merged = run_totalsegmentator(
             slicer.mrmlScene, TotalSegmentator.TotalSegmentatorLogic(), ctNode,
-            lambda temporary: self.core.merge_segments(temporary, segmentationNode, ctNode, DOSIMETRY_STRUCTURES),
-            DOSIMETRY_STRUCTURES, log=lambda line: slicer.util.showStatusMessage(line),
+            lambda temporary: self.core.merge_segments(temporary, segmentationNode, ctNode,
+                                                       TOTALSEGMENTATOR_STRUCTURES),
+            TOTALSEGMENTATOR_STRUCTURES, log=lambda line: slicer.util.showStatusMessage(line),
         )
         return merged
 

@@ -25,6 +25,11 @@ from startnet.mrml.volumes import volume_to_sitk
 # Segments worth keeping from a whole-body automatic segmentation (TotalSegmentator class names,
 # which are also the pipeline's names).
 DOSIMETRY_STRUCTURES = ("kidney_left", "kidney_right", "liver", "spleen", "urinary_bladder")
+# The lumbar vertebrae the image-based marrow dose uses (``--marrow-voi segments``,
+# :func:`startnet.dosimetry.marrow_image.marrow_voi_names`); TotalSegmentator calls them vertebrae_L2..L4.
+MARROW_VOI_STRUCTURES = ("vertebra_L2", "vertebra_L3", "vertebra_L4")
+# What the DosimetrySegmentation module asks TotalSegmentator for and merges.
+TOTALSEGMENTATOR_STRUCTURES = DOSIMETRY_STRUCTURES + MARROW_VOI_STRUCTURES
 COMPARISON_COLUMNS = ("name", "dice", "jaccard", "hd95_mm", "mean_surface_distance_mm", "volume_a_ml",
                       "volume_b_ml", "volume_difference_ml", "volume_difference_percent", "mean_dose_a_gy",
                       "mean_dose_b_gy", "mean_dose_difference_gy", "mean_dose_difference_percent")
@@ -55,6 +60,18 @@ def replace_segments(scene, segmentation_node, masks: Dict[str, np.ndarray], ref
             segmentation.RemoveSegment(segment_id)
             segment_id = segmentation.GetSegmentIdBySegmentName(name)
     masks_to_segmentation(scene, masks, reference, node=segmentation_node)
+
+
+def structure_key(text: str) -> str:
+    """Pipeline name of a source segment's ID or name: ``canonical_name``, and a lumbar vertebra
+    (``vertebrae_L2`` of TotalSegmentator, ``L3 vertebra`` of its standard names...) as ``vertebra_L2..L4``."""
+    from startnet.dosimetry.marrow_image import marrow_voi_names
+    from startnet.segmentation import canonical_name
+
+    levels, _ = marrow_voi_names([text])
+    if levels:
+        return f"vertebra_{next(iter(levels))}"
+    return canonical_name(text)
 
 
 def _check_reference_ct(ct_node) -> None:
@@ -154,19 +171,18 @@ class SegmentationSceneLogic:
         """Copy the ``structures`` of ``source_node`` (e.g. a TotalSegmentator result) into ``segmentation_node``.
 
         A source segment is matched by its ID or its name (TotalSegmentator uses the class name as
-        ID and may name the segment "left kidney"); it is written under the standard name, with
+        ID and may name the segment "left kidney"; its ``vertebrae_L2`` / "L2 vertebra" is
+        ``vertebra_L2``, :func:`structure_key`); it is written under the standard name, with
         the standard terminology, at ``reference_node``'s (the CT's) resolution. Only segments of
         those names are replaced in ``segmentation_node``; its other segments are kept. Returns
         the names merged.
         """
-        from startnet.segmentation import canonical_name
-
         _check_reference_ct(reference_node)
         source = source_node.GetSegmentation()
         wanted: Dict[str, str] = OrderedDict()
         for i in range(source.GetNumberOfSegments()):
             segment_id = source.GetNthSegmentID(i)
-            for key in (segment_id, canonical_name(source.GetSegment(segment_id).GetName())):
+            for key in (segment_id, structure_key(segment_id), structure_key(source.GetSegment(segment_id).GetName())):
                 if key in structures and key not in wanted:
                     wanted[key] = segment_id
                     break

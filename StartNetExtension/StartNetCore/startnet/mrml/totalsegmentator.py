@@ -23,9 +23,28 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from startnet.errors import InputError
 
+# Pipeline name -> TotalSegmentator class name where they differ (the CSV
+# Resources/totalsegmentator_snomed_mapping.csv of SlicerTotalSegmentator 2e5f9c3 and 6a82370 lists
+# vertebrae_L1..L5; ``process`` refuses a subset name that is not in it).
+TOTALSEGMENTATOR_CLASSES = {"vertebra_L2": "vertebrae_L2", "vertebra_L3": "vertebrae_L3", "vertebra_L4": "vertebrae_L4"}
+
+
+def totalsegmentator_subset(structures: Sequence[str]) -> List[str]:
+    """TotalSegmentator class names of pipeline structure names (``vertebra_L2`` -> ``vertebrae_L2``)."""
+    return [TOTALSEGMENTATOR_CLASSES.get(name, name) for name in structures]
+
 
 def process_kwargs(process: Callable, subset: Sequence[str], *, fast: bool = True) -> Dict[str, object]:
-    """Keyword arguments for the installed ``TotalSegmentatorLogic.process`` (only ``subset`` computed)."""
+    """Keyword arguments for the installed ``TotalSegmentatorLogic.process`` (only ``subset`` computed).
+
+    ``subset`` holds pipeline names; TotalSegmentator gets its class names (:func:`totalsegmentator_subset`).
+    With a subset and ``task=None`` both versions run TotalSegmentator without ``--task`` (its
+    default task ``total``, whose classes include vertebrae_L1..L5 -- the extension's task list says
+    "for CT this is part of the `total` task") with ``--roi_subset``, and read one
+    ``<class>.nii.gz`` per subset name into a segment whose ID and name are the class name
+    (``readSegmentationFolder``, 2e5f9c3:1178-1187, 6a82370:1294-1303); a class outside the field
+    of view is logged "not found" and left out.
+    """
     parameters = inspect.signature(process).parameters
     kwargs: Dict[str, object] = {}
     if "quality" in parameters:
@@ -41,7 +60,7 @@ def process_kwargs(process: Callable, subset: Sequence[str], *, fast: bool = Tru
     if not subset:
         raise InputError("TotalSegmentator: no structure requested")
     kwargs["task"] = None  # with a subset and no task, TotalSegmentator runs --roi_subset
-    kwargs["subset"] = list(subset)
+    kwargs["subset"] = totalsegmentator_subset(subset)
     return kwargs
 
 

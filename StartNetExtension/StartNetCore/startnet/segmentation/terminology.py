@@ -7,6 +7,14 @@ format in Slicer v5.8.1 and v5.10.0; Deserialize requires exactly 7 ``~`` fields
 those of Slicer's "Segmentation category and type - DICOM master list"
 (Modules/Loadable/Terminologies/Resources/SegmentationCategoryTypeModifier-DICOM-Master.json,
 identical at both tags), so Slicer's terminology selector recognises the segments.
+
+The lumbar vertebrae (``vertebra_L2..L4``, the image-based marrow VOIs) have no type in that list
+(checked in v5.8.1 and v5.10.0: it has "Vertebra" and "Lumbar spine" only). They carry the codes
+and context SlicerTotalSegmentator writes for its ``vertebrae_L2..L4`` (context "Segmentation
+category and type - Total Segmentator", registered by that extension's
+Resources/SegmentationCategoryTypeModifier-TotalSegmentator.term.json; codes from its
+Resources/totalsegmentator_snomed_mapping.csv; identical on its branch 5.8 = 2e5f9c3 and on main
+6a82370), so segments merged from TotalSegmentator keep the entry TotalSegmentator gave them.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Optional, Tuple
 
 CONTEXT = "Segmentation category and type - DICOM master list"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
+TOTALSEGMENTATOR_CONTEXT = "Segmentation category and type - Total Segmentator"
 
 Code = Tuple[str, str, str]  # (scheme, value, meaning)
 ANATOMICAL_STRUCTURE: Code = ("SCT", "123037004", "Anatomical Structure")
@@ -29,7 +38,12 @@ STRUCTURE_CODES = {
     "liver": (ANATOMICAL_STRUCTURE, ("SCT", "10200004", "Liver"), NO_CODE),
     "spleen": (ANATOMICAL_STRUCTURE, ("SCT", "78961009", "Spleen"), NO_CODE),
     "urinary_bladder": (ANATOMICAL_STRUCTURE, ("SCT", "89837001", "Bladder"), NO_CODE),
+    "vertebra_L2": (ANATOMICAL_STRUCTURE, ("SCT", "14293000", "L2 vertebra"), NO_CODE),
+    "vertebra_L3": (ANATOMICAL_STRUCTURE, ("SCT", "36470004", "L3 vertebra"), NO_CODE),
+    "vertebra_L4": (ANATOMICAL_STRUCTURE, ("SCT", "11994002", "L4 vertebra"), NO_CODE),
 }
+# structures whose type is not in the DICOM master list: the context that defines it
+STRUCTURE_CONTEXTS = {name: TOTALSEGMENTATOR_CONTEXT for name in ("vertebra_L2", "vertebra_L3", "vertebra_L4")}
 TUMOUR_CODES = (ALTERED_STRUCTURE, ("SCT", "108369006", "Neoplasm"), NO_CODE)
 _TUMOUR = re.compile(r"^tumou?r(_\d+)?$")
 
@@ -53,8 +67,8 @@ def terminology_entry(name: str) -> Optional[str]:
     if codes is None:
         return None
     category, type_, modifier = codes
-    return "~".join([CONTEXT, _code(category), _code(type_), _code(modifier), ANATOMIC_CONTEXT,
-                     _code(NO_CODE), _code(NO_CODE)])
+    return "~".join([STRUCTURE_CONTEXTS.get(name, CONTEXT), _code(category), _code(type_), _code(modifier),
+                     ANATOMIC_CONTEXT, _code(NO_CODE), _code(NO_CODE)])
 
 
 def parse_terminology_entry(entry: str) -> Tuple[str, Code, Code, Code]:
