@@ -16,8 +16,9 @@ process for the cluster's lifetime (a later cluster of the same process reuses t
 BLAS threads), and :func:`startnet.batch.task.set_threads` sets numba's and ITK's threads in each
 task (numba's pool is left at all cores in the forkserver, and each task uses ``threads`` of it).
 The forkserver imports what a row needs (WORKER_MODULES: VTK and MRML of slicer-core, SimpleITK,
-numba, matplotlib, highdicom, startnet's cycle steps) while this process starts the scheduler, so the workers forked from it start with them imported and share
-their memory pages; with spawn each worker imports them during its first row.
+numba, matplotlib, highdicom, startnet's cycle steps) while this process starts the scheduler, so
+the workers forked from it start with them imported and share their memory pages; with spawn each
+worker imports them during its first row.
 
 A task whose worker dies (killed, out of memory) is rescheduled on another worker by the
 scheduler; ``distributed.scheduler.allowed-failures`` = 2 makes a third death of the same task
