@@ -172,6 +172,8 @@ class DosimetrySegmentationLogic(ScriptedLoadableModuleLogic):
         Uses the extension's logic without its GUI; TotalSegmentator writes into a temporary node
         (its reader removes all segments of its output node), then the wanted segments replace
         the same-named segments of ``segmentationNode``; the user's other segments are kept.
+        Always TotalSegmentator's fast mode (3 mm model of the ``total`` task; the panel has no
+        quality option and says so in the button's tooltip).
         """
         if not self.totalSegmentatorAvailable():
             raise RuntimeError("The TotalSegmentator extension is not installed (Extension Manager).")
@@ -184,7 +186,7 @@ class DosimetrySegmentationLogic(ScriptedLoadableModuleLogic):
             slicer.mrmlScene, TotalSegmentator.TotalSegmentatorLogic(), ctNode,
             lambda temporary: self.core.merge_segments(temporary, segmentationNode, ctNode,
                                                        TOTALSEGMENTATOR_STRUCTURES),
-            TOTALSEGMENTATOR_STRUCTURES, log=lambda line: slicer.util.showStatusMessage(line),
+            TOTALSEGMENTATOR_STRUCTURES, fast=True, log=lambda line: slicer.util.showStatusMessage(line),
         )
         return merged
 

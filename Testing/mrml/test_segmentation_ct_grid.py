@@ -256,7 +256,8 @@ def test_run_totalsegmentator_never_gives_the_user_node_to_process(phantom):
     merged = run_totalsegmentator(scene, ts, ct_node, lambda tmp: logic.merge_segments(tmp, user, ct_node),
                                   DOSIMETRY_STRUCTURES)
     assert ts.calls[0] == "setupPythonRequirements"
-    assert ts.calls[1] == ("process", "TotalSegmentator (temporary)", "fast", None, DOSIMETRY_STRUCTURES)
+    # task "total": with task=None TotalSegmentator's module drops quality="fast" for a subset
+    assert ts.calls[1] == ("process", "TotalSegmentator (temporary)", "fast", "total", DOSIMETRY_STRUCTURES)
     assert ts.useStandardSegmentNames is False
     assert merged == ["kidney_left", "kidney_right", "spleen"]
     assert sorted(segment_names(user)) == ["kidney_left", "kidney_right", "my_lesion", "spleen"]

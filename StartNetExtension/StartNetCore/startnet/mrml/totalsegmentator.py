@@ -14,6 +14,28 @@ arguments for it. :func:`run_totalsegmentator` follows what the TotalSegmentator
 (``setupPythonRequirements()`` first) but never hands the user's segmentation to ``process``:
 its reader starts with ``RemoveAllSegments()`` (``readSegmentationFolder``, 2e5f9c3:1148,
 main:1264). It writes into a new temporary node and merges the wanted segments.
+
+Fast mode needs ``task="total"`` with the subset. With ``task=None`` every version drops the
+fast request for a subset: 2e5f9c3 ``processVolume`` 1096-1097 ``if not
+self.isFastModeSupportedForTask(task): fast = False`` (``None`` is not in ``self.tasks``; the same in
+a1f8b4a 1165-1168 for ``fast``/``fastest``), and main 6a82370 1196-1198 ``if quality not in
+supportedQualityModes: quality = supportedQualityModes[0]`` with ``getSupportedQualityModesForTask``
+(625-629) returning ``['normal']`` for a task not in ``self.tasks``. TotalSegmentator then ran its
+1.5 mm model without ``--fast`` (slow on a CPU) although fast was asked for.
+With ``task="total"`` (``self.tasks['total']``: 2e5f9c3:415 ``'supportsFast': True,
+'supportsMultiLabel': True``; 6a82370:466 ``'qualityModes': ['normal', 'fast', 'faster']``) the
+command is ``--ml --task total --fast --roi_subset <classes>`` (2e5f9c3:1093-1116,
+6a82370:1193-1232) and the multi-label result is read by ``readSegmentation`` (2e5f9c3:1126/1190,
+6a82370:1242/1306): the file's labels become segments whose ID and name are the ``class_map['total']``
+names (``vtkMRMLSegmentationStorageNode`` makes one segment per label value present and names it
+after the colour table entry), so the merge by class name is unchanged. The TotalSegmentator
+package (wasserth/TotalSegmentator, 25a8586 = what the 5.8 branch installs on Python 3.9, 0a1c3c3,
+98d57a1 = v2.13.0 for main) runs ``task == "total"`` + ``fast`` as ``task_id = 297``,
+``resample = 3.0`` (python_api.py 141-148 in 25a8586): the 3 mm model of the whole ``total`` task
+(all of ``class_map['total']``, kidneys, liver, spleen, urinary_bladder, vertebrae_L1..L5 included;
+README ``--fast``: "a lower resolution model (3mm instead of 1.5mm)"); ``--roi_subset`` only needs a
+task starting with "total" (python_api.py 556) and keeps just the subset's labels in the multi-label
+file (nnunet.py 646-648, ``img_data *= np.isin(...)``).
 """
 
 from __future__ import annotations
@@ -38,12 +60,11 @@ def process_kwargs(process: Callable, subset: Sequence[str], *, fast: bool = Tru
     """Keyword arguments for the installed ``TotalSegmentatorLogic.process`` (only ``subset`` computed).
 
     ``subset`` holds pipeline names; TotalSegmentator gets its class names (:func:`totalsegmentator_subset`).
-    With a subset and ``task=None`` both versions run TotalSegmentator without ``--task`` (its
-    default task ``total``, whose classes include vertebrae_L1..L5 -- the extension's task list says
-    "for CT this is part of the `total` task") with ``--roi_subset``, and read one
-    ``<class>.nii.gz`` per subset name into a segment whose ID and name are the class name
-    (``readSegmentationFolder``, 2e5f9c3:1178-1187, 6a82370:1294-1303); a class outside the field
-    of view is logged "not found" and left out.
+    ``task`` is always ``"total"`` (whose classes include vertebrae_L1..L5 -- the extension's task
+    list says "for CT this is part of the `total` task"): with ``task=None`` every version ignores
+    ``fast``/``quality`` for a subset (module docstring). The result is one segment per subset class
+    found, ID and name = the class name; a class outside the field of view has no label and no segment.
+    ``fast`` True -> TotalSegmentator's 3 mm ``--fast`` model, False -> its 1.5 mm model.
     """
     parameters = inspect.signature(process).parameters
     kwargs: Dict[str, object] = {}
@@ -59,7 +80,7 @@ def process_kwargs(process: Callable, subset: Sequence[str], *, fast: bool = Tru
                          "update the TotalSegmentator extension")
     if not subset:
         raise InputError("TotalSegmentator: no structure requested")
-    kwargs["task"] = None  # with a subset and no task, TotalSegmentator runs --roi_subset
+    kwargs["task"] = "total"  # task=None would drop fast/quality for a subset (module docstring)
     kwargs["subset"] = totalsegmentator_subset(subset)
     return kwargs
 
@@ -69,7 +90,8 @@ def run_totalsegmentator(scene, ts_logic, ct_node, merge: Callable[[object], Lis
     """Segment ``subset`` on ``ct_node`` with ``ts_logic`` (a ``TotalSegmentatorLogic``) into a new node.
 
     ``merge(temporary_node)`` copies the wanted segments into the user's segmentation and returns
-    their names; the temporary node is removed afterwards, also on error.
+    their names (in the reader's segment order); the temporary node is removed afterwards, also on
+    error. ``fast`` True (default) runs TotalSegmentator's 3 mm model, False its 1.5 mm model.
     """
     if ct_node is None:
         raise InputError("select the reference CT for TotalSegmentator")
