@@ -72,9 +72,9 @@ def test_concurrent_writers_lose_no_step_and_readers_never_see_a_partial_file(tm
 def test_a_writer_that_cannot_get_the_lock_names_the_file_and_the_holder(tmp_path):
     path = tmp_path / "CAL.json"
     merge_into(path, CAMERA, {"sensitivity_cps_per_mbq": 8.0}, "sensitivity", {"command": "first"})
-    with exclusive_lock(path):  # another open file description: conflicts like another process
-        with pytest.raises(OutputError) as info:
-            merge_into(path, CAMERA, {"psf_fwhm_mm": 15.0}, "recovery", {"command": "second"}, lock_timeout_s=0.2)
+    # another open file description of the lock file: conflicts like another process would
+    with exclusive_lock(path), pytest.raises(OutputError) as info:
+        merge_into(path, CAMERA, {"psf_fwhm_mm": 15.0}, "recovery", {"command": "second"}, lock_timeout_s=0.2)
     message = str(info.value)
     assert str(path) in message and f"process {os.getpid()}" in message and "\n" not in message
     assert json.loads(path.read_text(encoding="utf-8"))["psf_fwhm_mm"] is None  # nothing half-applied

@@ -75,7 +75,7 @@ def _holder(lock_file: Path) -> str:
 
 def _record_holder(fd: int) -> None:
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    text = f"process {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode("utf-8")
+    text = f"process {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode()
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         os.ftruncate(fd, 0)
