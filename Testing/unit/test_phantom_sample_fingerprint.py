@@ -93,5 +93,5 @@ def test_interrupted_write_is_regenerated_not_reused(tmp_path, builds):
     victim = folder / next(name for name in manifest["files"] if name.endswith(".dcm"))
     victim.write_bytes(victim.read_bytes()[:100])
     again = sample.ensure_sample_cycle(cache, config=TINY)
-    assert again.generated and len(builds) == 2 and victim.stat().st_size == manifest["files"][
-        victim.relative_to(folder).as_posix()]
+    assert again.generated and len(builds) == 2
+    assert sample.read_manifest(folder, again.manifest["fingerprint"]) == again.manifest
