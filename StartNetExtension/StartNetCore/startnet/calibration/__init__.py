@@ -7,6 +7,7 @@ modules, each with one job:
 - :mod:`.acquisition`: one calibration SPECT read with the same discovery, timing and unit rules as a
   patient cycle (``startnet.dicomio``);
 - :mod:`.calfile`: ``CAL.json`` (read, validate, merge one camera's results; another camera refused);
+  :mod:`.filelock`: concurrent writers of one CAL.json serialised by a lock, the file replaced atomically;
 - :mod:`.sensitivity`: cps/MBq from a uniform source of known activity (or the vendor's Bq/mL check);
 - :mod:`.spheres`: ``SPHERES.json`` and the spheres' voxel shares; :mod:`.psf_fit`: the PSF FWHM that
   best explains all spheres; :mod:`.recovery`: recovery coefficients per sphere;

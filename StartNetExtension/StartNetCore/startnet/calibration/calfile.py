@@ -5,8 +5,9 @@ Keys (contract): ``camera`` (manufacturer, model, serial, collimator, energy_win
 ``recovery`` (list of {volume_ml, rc, rc_sd}), ``created_utc``, ``source`` (per command: input series
 UIDs, the command line, when). Added: ``format``, ``updated_utc``, ``vendor_quantification_ratio``
 (+ ``_rel_sd``, Bq/mL scans), ``sensitivity`` / ``spheres`` / ``psf_fit`` (the details behind the
-numbers). A second command writing into an existing file keeps what the other wrote; a scan from
-another camera (manufacturer, model, serial) is refused.
+numbers). A second command writing into an existing file keeps what the other wrote, also when both
+write at the same time (a lock serialises them, see :func:`merge_into`); a scan from another camera
+(manufacturer, model, serial) is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from startnet.calibration.camera import describe, same_camera
+from startnet.calibration.filelock import DEFAULT_TIMEOUT_S, exclusive_lock, write_text_atomic
 from startnet.errors import InputError, OutputError
 
 FORMAT = "startnet camera calibration v1"
@@ -55,9 +57,25 @@ def read_calibration(path) -> Dict[str, Any]:
 
 
 def merge_into(path, camera: Dict[str, Any], values: Dict[str, Any], source_key: str,
-               source: Dict[str, Any]) -> Dict[str, Any]:
-    """Write ``values`` of ``camera`` into the CAL.json at ``path`` (created, or filled if the same camera)."""
+               source: Dict[str, Any], *, lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> Dict[str, Any]:
+    """Write ``values`` of ``camera`` into the CAL.json at ``path`` (created, or filled if the same camera).
+
+    The read-modify-write holds the file's exclusive lock (:mod:`startnet.calibration.filelock`), so
+    two writers at once (two command lines, a Slicer panel and a command line) are serialised and
+    neither loses the other's step; the file is replaced atomically, never seen half-written.
+    """
     p = Path(path)
+    try:
+        with exclusive_lock(p, timeout_s=lock_timeout_s, what="calibration file"):
+            data = _merged(p, camera, values, source_key, source)
+            write_text_atomic(p, json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise OutputError(f"calibration file {p}: cannot write ({exc})") from exc
+    return data
+
+
+def _merged(p: Path, camera: Dict[str, Any], values: Dict[str, Any], source_key: str,
+            source: Dict[str, Any]) -> Dict[str, Any]:
     if p.exists():
         data = read_calibration(p)
         if not same_camera(data["camera"], camera):
@@ -69,11 +87,6 @@ def merge_into(path, camera: Dict[str, Any], values: Dict[str, Any], source_key:
     data.update(values)
     data.setdefault("source", {})[source_key] = source
     data["updated_utc"] = _now()
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"calibration file {p}: cannot write ({exc})") from exc
     return data
 
 

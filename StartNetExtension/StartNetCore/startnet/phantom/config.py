@@ -153,6 +153,14 @@ class PhantomConfig:
     # treatment cycle of the same patient (1..3): tumours as anatomy.LESION_EVOLUTION
     # has them, the patient lying as CYCLE_POSES has it, injected 8 weeks after the previous cycle
     cycle_number: int = 1
+    # paralysable dead time of each camera head (s; 0: no count losses). With a dead time the
+    # reconstruction holds only the counts the heads kept, and each time point gets the NM TOMO
+    # projections the camera recorded (startnet.phantom.deadtime, startnet.phantom.projections)
+    dead_time_s: float = 0.0
+    # each head's TRUE total-spectrum event rate per MBq in the patient (all energies, scatter included)
+    head_total_cps_per_mbq: Tuple[float, ...] = (7.0, 6.0)
+    # write the projections also without a dead time
+    write_projections: bool = False
 
     def validate(self) -> None:
         """Raise :class:`InputError` naming the field if a value is unusable."""
@@ -191,6 +199,11 @@ class PhantomConfig:
                 raise InputError(f"PhantomConfig.{name}: {getattr(self, name)!r}; expected >= 0")
         if self.projections_per_head < 1:
             raise InputError(f"PhantomConfig.projections_per_head: {self.projections_per_head}; expected >= 1")
+        if not float(self.dead_time_s) >= 0:
+            raise InputError(f"PhantomConfig.dead_time_s: {self.dead_time_s!r}; expected >= 0 s")
+        rates = tuple(self.head_total_cps_per_mbq)
+        if not rates or not all(float(r) > 0 for r in rates):
+            raise InputError(f"PhantomConfig.head_total_cps_per_mbq: {rates!r}; expected one positive rate per head")
         if self.injection_datetime is not None and self.injection_datetime.tzinfo is None:
             raise InputError("PhantomConfig.injection_datetime: expected an aware datetime (with tzinfo)")
 
@@ -209,6 +222,11 @@ class PhantomConfig:
     @property
     def spect_grid(self) -> GridSpec:
         return (self.grid_override or _PRESET_GRIDS[self.preset])[1]
+
+    @property
+    def writes_projections(self) -> bool:
+        """Whether each time point gets its NM TOMO projections (always with a dead time)."""
+        return bool(self.write_projections or self.dead_time_s > 0)
 
     @property
     def view_duration_ms(self) -> int:

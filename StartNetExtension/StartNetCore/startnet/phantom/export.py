@@ -4,6 +4,7 @@ Layout of ``out_dir`` (PACS-export-like nesting; CT files have no extension)::
 
     DICOM/<PatientID>/<StudyDate>_<hours>h/CT_002/IM000001 ...
     DICOM/<PatientID>/<StudyDate>_<hours>h/NM_003/NM000001.dcm
+    DICOM/<PatientID>/<StudyDate>_<hours>h/NM_004/NM000001.dcm   projections (with a dead time, or asked)
     segmentation.seg.nrrd   Slicer segmentation (reference pose), one layer, label values as below
     labels.nii.gz           the same label image (reference pose)
     labels.json             {"1": "body", "2": "lung_left", ...}
@@ -28,6 +29,7 @@ from startnet.phantom import anatomy
 from startnet.phantom.config import to_swedish_local
 from startnet.phantom.dicom_writer import uid, write_ct_series, write_nm_spect
 from startnet.phantom.model import Phantom
+from startnet.phantom.projections import write_nm_projections
 from startnet.physics.lu177 import LU177
 
 
@@ -131,6 +133,8 @@ def write_phantom_dicom(phantom: Phantom, out_dir) -> PhantomFiles:
         ct_files = write_ct_series(phantom, tp, study_dir / "CT_002", study_uid, frame_uid)
         t1 = time.perf_counter()
         nm_file = write_nm_spect(phantom, tp, study_dir / "NM_003" / "NM000001.dcm", study_uid, frame_uid)
+        if config.writes_projections:
+            write_nm_projections(phantom, tp, study_dir / "NM_004" / "NM000001.dcm", study_uid, frame_uid)
         t_nm += time.perf_counter() - t1
         t_ct += t1 - t0
         tp_files.append(TimepointFiles(tp.hours_post_injection, study_uid, frame_uid, ct_files, nm_file))

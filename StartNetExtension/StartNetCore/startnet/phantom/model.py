@@ -19,6 +19,7 @@ import SimpleITK as sitk
 from startnet.errors import InputError
 from startnet.phantom import anatomy, ctsim, motion, render
 from startnet.phantom.config import CYCLE_POSES, GridSpec, PhantomConfig
+from startnet.phantom.deadtime import HeadCounting, head_counting
 from startnet.phantom.truth import (
     CompartmentTruth,
     activity_per_voxel_lut,
@@ -42,6 +43,9 @@ class PhantomTimepoint:
     counts: Optional[sitk.Image] = None  # UInt16 reconstructed counts when units == "counts"
     counts_per_mbq: float = 0.0  # expected counts per MBq at acquisition start (CF, T, decay)
     total_activity_mbq: float = 0.0  # true activity in the patient at acquisition start
+    # each head's true and observed total-spectrum rate (startnet.phantom.deadtime); the SPECT holds
+    # head_counting.kept_fraction of the counts an ideal camera would have recorded
+    head_counting: Optional[HeadCounting] = None
 
 
 @dataclass
@@ -221,7 +225,10 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
         expected = sitk.GetArrayFromImage(true_img).astype(np.float64)
         if config.blur:
             expected = render.gaussian_psf(expected, spect_grid.spacing_mm, config.psf_fwhm_mm)
-        expected_counts = np.maximum(expected, 0.0) * counts_per_bqml
+        total_activity_mbq = float(sum(t.tac.activity_mbq(h) for t in truths.values()))
+        counting = head_counting(config, total_activity_mbq, f"time point {h:g} h")
+        # the camera keeps only part of the events (dead time); a vendor Bq/mL image lacks them too
+        expected_counts = np.maximum(expected, 0.0) * counts_per_bqml * counting.kept_fraction
         if config.noise:
             measured = np.random.default_rng(seeds[2 * index + 1]).poisson(expected_counts).astype(np.float64)
         else:
@@ -240,8 +247,7 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
         timepoints.append(PhantomTimepoint(
             index=index, hours_post_injection=h, acquisition_datetime=injection + timedelta(hours=h), ct_hu=ct,
             spect_bqml=spect, activity_true_bqml=true_img, true_transform=transform, counts=counts_img,
-            counts_per_mbq=counts_per_mbq,
-            total_activity_mbq=float(sum(t.tac.activity_mbq(h) for t in truths.values()))))
+            counts_per_mbq=counts_per_mbq, total_activity_mbq=total_activity_mbq, head_counting=counting))
     timings["ct_timepoints"] = t_ct
     timings["spect_timepoints"] = t_spect
 
@@ -252,6 +258,9 @@ def build_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
         {"index": tp.index, "hours_post_injection": tp.hours_post_injection,
          "acquisition_datetime_utc": tp.acquisition_datetime.isoformat(),
          "total_activity_mbq": tp.total_activity_mbq,
+         "dead_time_s": float(config.dead_time_s),
+         "head_true_cps": tp.head_counting.true_cps, "head_observed_cps": tp.head_counting.observed_cps,
+         "dead_time_kept_fraction": tp.head_counting.kept_fraction,
          "true_transform": motion.transform_to_dict(tp.true_transform)}
         for tp in timepoints]
     truth["injection"] = {"datetime_utc": injection.isoformat(), "activity_mbq": config.injected_activity_mbq}
