@@ -168,6 +168,9 @@ def require_current_schema(engine: Engine) -> None:
         reason = _first_line(exc)
         hint = (" (check the database name for a typo; a new trial database is created by the administrator, "
                 "then initialised with `startnet trial --db URL init`)" if "does not exist" in reason else "")
+        if "not permitted to log in" in reason:
+            hint = (" (this login was revoked or disabled; the administrator grants it again with "
+                    "`startnet trial --db OWNER_URL grant LOGIN --role site|coordinator|monitor`)")
         raise InputError(f"trial database {shown_url(engine)}: cannot be "
                          f"opened ({reason}){hint}") from None
     head = head_revision()
