@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from startnet.errors import InputError
-from startnet.trial.urls import redact_url
+from startnet.trial.urls import PERCENT_ENCODING, ambiguity, redact_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -50,10 +50,18 @@ def normalise_url(db: str) -> str:
         raise InputError("--db: no database given (an SQLite file path or an SQLAlchemy URL)")
     if "://" not in db:
         return "sqlite:///" + str(Path(db).expanduser().resolve())
+    problem = ambiguity(db)
+    if problem is not None:  # SQLAlchemy would take part of the password for the host (and show it)
+        raise InputError(f"--db {redact_url(db)!r}: {problem}")
     try:
         url = make_url(db)
-    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
-        raise InputError(f"--db {redact_url(db)!r}: not a database URL ({exc})") from None
+    except ArgumentError:
+        raise InputError(f"--db {redact_url(db)!r}: not a database URL (expected "
+                         f"postgresql://user@host:port/database or sqlite:////path/trial.db)") from None
+    except ValueError:  # a port that is not a number; its text may quote the URL, so it is not shown
+        raise InputError(f"--db {redact_url(db)!r}: not a database URL (the port after the host must be a "
+                         f"number; a password holding @ : / ? # must be percent-encoded: "
+                         f"{PERCENT_ENCODING})") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise InputError(f"--db {redact_url(db)!r}: only sqlite and postgresql databases are supported")
     if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
