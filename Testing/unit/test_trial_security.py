@@ -61,14 +61,14 @@ def refused(result, *fragments):
 class Trial:
     """A secured trial database: owner, two site users, a coordinator and a monitor."""
 
-    def __init__(self, server, tmp_path, capsys, monkeypatch):
+    def __init__(self, server, tmp_path, capsys, monkeypatch, init_args=()):
         self.server, self.tmp, self.capsys, self.monkeypatch = server, tmp_path, capsys, monkeypatch
         tag = f"{os.getpid()}_{next(_n)}"
         self.owner = f"owner_{tag}"
         self.passwords = {self.owner: server.create_owner(self.owner)}
         self.database = f"secure_{tag}"
         self.owner_url = server.create_database(self.database, owner=self.owner)
-        ok(self.cli(self.owner_url, "init"))
+        ok(self.cli(self.owner_url, "init", *init_args))
         self.logins = {"a": f"uppsala_{tag}", "b": f"skane_{tag}", "coord": f"coord_{tag}", "mon": f"monitor_{tag}"}
         for key, role, site in (("a", "site", "Uppsala"), ("b", "site", "Skane"), ("coord", "coordinator", None),
                                 ("mon", "monitor", None)):
