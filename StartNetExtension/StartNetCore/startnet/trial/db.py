@@ -6,8 +6,9 @@ or a plain file path, meaning an SQLite file.
 SQLite (one site on a local disk; WAL does not work on network file systems, so several sites
 share a PostgreSQL server instead). SQLite has NO access control: whoever can read the file reads
 every patient, whoever can write it can change anything (the audit hash chain only shows that it
-happened). The file is therefore created readable and writable by its owner only (0600; SQLite
-gives its -wal/-shm files the same mode). WAL journal (readers never block the writer),
+happened), nor does it enforce the protocol rules (PostgreSQL's migration 0005 does, in a
+trigger): only the client checks them. The file is therefore created readable and writable by
+its owner only (0600; SQLite gives its -wal/-shm files the same mode). WAL journal (readers never block the writer),
 ``synchronous=FULL``, foreign keys on, a 30 s busy timeout, and every write transaction opened
 with ``BEGIN IMMEDIATE`` so that the read-check-write of a cycle is serialised between processes
 (no lost update). A process killed mid-transaction leaves the database as it was before that
