@@ -61,14 +61,14 @@ def refused(result, *fragments):
 class Trial:
     """A secured trial database: owner, two site users, a coordinator and a monitor."""
 
-    def __init__(self, server, tmp_path, capsys, monkeypatch):
+    def __init__(self, server, tmp_path, capsys, monkeypatch, init_args=()):
         self.server, self.tmp, self.capsys, self.monkeypatch = server, tmp_path, capsys, monkeypatch
         tag = f"{os.getpid()}_{next(_n)}"
         self.owner = f"owner_{tag}"
         self.passwords = {self.owner: server.create_owner(self.owner)}
         self.database = f"secure_{tag}"
         self.owner_url = server.create_database(self.database, owner=self.owner)
-        ok(self.cli(self.owner_url, "init"))
+        ok(self.cli(self.owner_url, "init", *init_args))
         self.logins = {"a": f"uppsala_{tag}", "b": f"skane_{tag}", "coord": f"coord_{tag}", "mon": f"monitor_{tag}"}
         for key, role, site in (("a", "site", "Uppsala"), ("b", "site", "Skane"), ("coord", "coordinator", None),
                                 ("mon", "monitor", None)):
@@ -225,13 +225,39 @@ def test_revoking_ends_access_at_the_next_connection(trial):
         # the session already open gets nothing more: its group membership and trial_users row are gone
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             open_session.execute("SELECT count(*) FROM patients")
-    refused(trial.as_("a", "status", "--patient", "SN-A1"), "cannot be opened", "permission denied")
+    # the role is disabled (NOLOGIN), so the refusal is at login, not at the database's CONNECT privilege
+    refused(trial.as_("a", "status", "--patient", "SN-A1"), "cannot be opened", "not permitted to log in")
     assert trial.logins["a"] not in {u["login"] for u in json.loads(ok(trial.cli(trial.owner_url, "users", "--json")))}
     refused(trial.as_("coord", "grant", "someone", "--role", "monitor"), "only the owner")
     history = json.loads(ok(trial.as_("coord", "history", "--patient", "SN-A1", "--json")))
     assert history["patient"]["patient"] == "SN-A1"
     actions = [r[0] for r in trial.sql("coord", "SELECT action FROM audit_log WHERE entity = 'user' ORDER BY id")]
     assert actions == ["grant"] * 4 + ["revoke"]
+
+
+def test_revoked_login_cannot_log_in_anywhere_until_granted_again(trial):
+    _enrol_both(trial)
+    login = trial.logins["a"]
+    assert json.loads(ok(trial.as_("a", "status", "--patient", "SN-A1", "--json")))["cumulative_kidney_gy"] == 3.0
+    trial.server.connect("postgres", user=login).close()  # before: the login logs in (any database)
+    assert "revoked login" in ok(trial.cli(trial.owner_url, "revoke", login))
+    line = refused(trial.as_("a", "status", "--patient", "SN-A1"), "cannot be opened", "not permitted to log in",
+                   "revoked or disabled", "grant")
+    assert "Traceback" not in line
+    with pytest.raises(psycopg.OperationalError, match="not permitted to log in"):
+        trial.server.connect("postgres", user=login)  # not only this trial database: the role cannot log in
+    # the role is kept (disabled), and the audit trail naming it is intact
+    assert trial.sql("coord", f"SELECT rolcanlogin FROM pg_roles WHERE rolname = '{login}'") == [(False,)]
+    assert [r[0] for r in trial.sql("coord", "SELECT action FROM audit_log WHERE entity = 'user' "
+                                             f"AND entity_key = '{login}' ORDER BY id")] == ["grant", "revoke"]
+    assert ok(trial.as_("mon", "check")).strip().endswith("database consistent")
+    refused(trial.cli(trial.owner_url, "revoke", trial.owner), "owner connected now")
+    # granted again (same login, its password kept): it logs in and works as before
+    assert "updated login" in ok(trial.cli(trial.owner_url, "grant", login, "--role", "site", "--site", "Uppsala"))
+    assert json.loads(ok(trial.as_("a", "status", "--patient", "SN-A1", "--json")))["cumulative_kidney_gy"] == 3.0
+    ok(trial.as_("a", "add-cycle", "--patient", "SN-A1", "--cycle", "2", "--date", "2025-03-24",
+                 "--activity-gbq", "7.4", "--kidney-gy", "3.0"))
+    assert ok(trial.as_("mon", "check")).strip().endswith("database consistent")
 
 
 def test_audit_names_the_database_login_whatever_startnet_user_says(trial):

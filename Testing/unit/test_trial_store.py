@@ -71,7 +71,8 @@ def test_migrations_downgrade_to_base_and_upgrade_again(trial_db_url):
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     with engine.connect() as conn:  # triggers and functions are gone too
         if conn.dialect.name == "postgresql":
-            names = ("audit_log_append_only", "cycle_versions_immutable")
+            names = ("audit_log_append_only", "cycle_versions_immutable", "startnet_locked_cycles",
+                     "startnet_cycle_protocol_rules", "startnet_deviation_declared")
             assert conn.execute(text("SELECT count(*) FROM pg_proc WHERE proname IN :n").bindparams(
                 sa.bindparam("n", expanding=True)), {"n": list(names)}).scalar() == 0
     upgrade(engine)

@@ -7,6 +7,10 @@ for ``qt.QSettings`` here) and refuses one with a password.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +113,78 @@ def test_settings_never_return_a_stored_password(settings_module):
     settings = FakeSettings({key: "postgresql://trial:s3cret@db.example/trial"})  # written by hand
     assert settings_module.trialDatabaseUrl(settings) == "postgresql://trial@db.example/trial"
     assert settings.values[key] == "postgresql://trial@db.example/trial"  # and removed from the file
+
+
+# --- passwords holding URL delimiters (typed unencoded) ---------------------------------------------
+# each password's pieces (split at its delimiters) are distinctive: none of them may be shown anywhere
+TRICKY = ["Zq7@Kx9", "Zq7@Kx9@Wm3", "Zq7:Kx9/Wm3#Vb5", "Zq7?Kx9", "Zq7@Kx9:Wm3/Vb5", "Zq7%Kx9", "Zq7@Kx9?Wm3"]
+TRICKY_HOSTS = ["127.0.0.1:1", "[::1]:1", "localhost:1"]
+
+
+def _pieces(password):
+    return [p for p in re.split(r"[@:/#?%]", password) if p]
+
+
+@pytest.mark.parametrize("password", TRICKY)
+@pytest.mark.parametrize("host", TRICKY_HOSTS)
+def test_a_password_holding_delimiters_is_masked_whole(password, host):
+    url = f"postgresql://someone:{password}@{host}/trial?sslmode=disable"
+    assert has_password(url)
+    assert redact_url(url) == f"postgresql://someone:***@{host}/trial?sslmode=disable"
+    assert url_without_password(url) == f"postgresql://someone@{host}/trial?sslmode=disable"
+    for piece in _pieces(password):
+        assert piece not in redact_url(url) + url_without_password(url)
+    with pytest.raises(InputError, match="contains a password") as raised:
+        check_url_for_panel(url)
+    assert not any(piece in str(raised.value) for piece in _pieces(password))
+
+
+def test_an_at_sign_in_a_query_value_or_a_path_is_not_a_password():
+    for url in ("postgresql://trial@db.example/trial?application_name=a@b", "sqlite:////data/a@b/trial.db",
+                "postgresql://db.example/tri@l"):
+        assert not has_password(url) and redact_url(url) == url
+
+
+def _cli(args, monkeypatch, capsys, env=None):
+    from startnet.cli import main
+
+    for key in ("STARTNET_USER", "STARTNET_USER_SITE", "STARTNET_TRIAL_DB"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("password", TRICKY)
+def test_no_piece_of_a_tricky_password_in_any_cli_error(password, tmp_path, monkeypatch, capsys):
+    """Every path that opens a URL: status, init, migrate-to and STARTNET_TRIAL_DB; nobody listens on port 1."""
+    url = f"postgresql://someone:{password}@localhost:1/trial"
+    sqlite_db = tmp_path / "trial.db"
+    code, _, err = _cli(["trial", "--db", str(sqlite_db), "init"], monkeypatch, capsys)
+    assert code == 0, err
+    for args, env in ((["trial", "--db", url, "status", "--patient", "SN-1"], None),
+                      (["trial", "--db", url, "init"], None),
+                      (["trial", "--db", str(sqlite_db), "migrate-to", url], None),
+                      (["trial", "patients"], {"STARTNET_TRIAL_DB": url})):
+        code, out, err = _cli(args, monkeypatch, capsys, env)
+        line = err.strip()
+        assert code != 0 and line.startswith("error: ") and "\n" not in line, (args, err)
+        for piece in _pieces(password):
+            assert piece not in out + err, (args, err)
+        if "@" in password:  # refused before anything is opened, naming the problem
+            assert "unencoded '@'" in line and "%40" in line, line
+        else:
+            assert "***" in line or "migrate-to" in args, line
+
+
+def test_a_tricky_password_never_reaches_a_subprocess_output(tmp_path):
+    password = "Zq7@Kx9:Wm3/Vb5"
+    env = {**os.environ, "STARTNET_TRIAL_DB": ""}
+    proc = subprocess.run([sys.executable, "-m", "startnet", "trial", "--db",
+                           f"postgresql://someone:{password}@localhost:1/trial", "status", "--patient", "SN-1"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    for piece in _pieces(password):
+        assert piece not in proc.stdout + proc.stderr, proc.stderr

@@ -6,8 +6,9 @@ or a plain file path, meaning an SQLite file.
 SQLite (one site on a local disk; WAL does not work on network file systems, so several sites
 share a PostgreSQL server instead). SQLite has NO access control: whoever can read the file reads
 every patient, whoever can write it can change anything (the audit hash chain only shows that it
-happened). The file is therefore created readable and writable by its owner only (0600; SQLite
-gives its -wal/-shm files the same mode). WAL journal (readers never block the writer),
+happened), nor does it enforce the protocol rules (PostgreSQL's migration 0005 does, in a
+trigger): only the client checks them. The file is therefore created readable and writable by
+its owner only (0600; SQLite gives its -wal/-shm files the same mode). WAL journal (readers never block the writer),
 ``synchronous=FULL``, foreign keys on, a 30 s busy timeout, and every write transaction opened
 with ``BEGIN IMMEDIATE`` so that the read-check-write of a cycle is serialised between processes
 (no lost update). A process killed mid-transaction leaves the database as it was before that
@@ -36,7 +37,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from startnet.errors import InputError
-from startnet.trial.urls import redact_url
+from startnet.trial.urls import PERCENT_ENCODING, ambiguity, redact_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -50,10 +51,18 @@ def normalise_url(db: str) -> str:
         raise InputError("--db: no database given (an SQLite file path or an SQLAlchemy URL)")
     if "://" not in db:
         return "sqlite:///" + str(Path(db).expanduser().resolve())
+    problem = ambiguity(db)
+    if problem is not None:  # SQLAlchemy would take part of the password for the host (and show it)
+        raise InputError(f"--db {redact_url(db)!r}: {problem}")
     try:
         url = make_url(db)
-    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
-        raise InputError(f"--db {redact_url(db)!r}: not a database URL ({exc})") from None
+    except ArgumentError:
+        raise InputError(f"--db {redact_url(db)!r}: not a database URL (expected "
+                         f"postgresql://user@host:port/database or sqlite:////path/trial.db)") from None
+    except ValueError:  # a port that is not a number; its text may quote the URL, so it is not shown
+        raise InputError(f"--db {redact_url(db)!r}: not a database URL (the port after the host must be a "
+                         f"number; a password holding @ : / ? # must be percent-encoded: "
+                         f"{PERCENT_ENCODING})") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise InputError(f"--db {redact_url(db)!r}: only sqlite and postgresql databases are supported")
     if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
@@ -168,6 +177,9 @@ def require_current_schema(engine: Engine) -> None:
         reason = _first_line(exc)
         hint = (" (check the database name for a typo; a new trial database is created by the administrator, "
                 "then initialised with `startnet trial --db URL init`)" if "does not exist" in reason else "")
+        if "not permitted to log in" in reason:
+            hint = (" (this login was revoked or disabled; the administrator grants it again with "
+                    "`startnet trial --db OWNER_URL grant LOGIN --role site|coordinator|monitor`)")
         raise InputError(f"trial database {shown_url(engine)}: cannot be "
                          f"opened ({reason}){hint}") from None
     head = head_revision()

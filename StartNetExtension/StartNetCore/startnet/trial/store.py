@@ -12,6 +12,11 @@ client's checks only give clearer messages), and the audit rows are written by t
 triggers (this client cannot write ``audit_log`` at all). The patient lock is a transaction
 advisory lock on the patient (site users have no UPDATE privilege, which ``FOR UPDATE`` needs).
 SQLite: the client writes the audit rows and their hash chain (``audit_chain.py``) itself.
+
+Protocol rules: the client checks them (:func:`startnet.trial.protocol.check_cycle`) and explains a
+refusal; PostgreSQL checks those it can from the row, the patient's history and the stored
+protocol again in a trigger (migration 0005), so raw SQL cannot skip them. SQLite has no
+server-side enforcement.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ _LOCKED_CYCLES = text(
     + " FROM patients p LEFT JOIN LATERAL startnet_locked_cycles(p.id) c ON TRUE WHERE p.patient_id = :pid"
     " ORDER BY c.cycle").columns(*Patient.__table__.c, *CycleVersion.__table__.c)
 INSUFFICIENT_PRIVILEGE = "42501"  # also "new row violates row-level security policy"
+CHECK_VIOLATION = "23514"  # migration 0005's trigger: "protocol rule NAME: ..."
 
 
 def _now() -> dt.datetime:
@@ -396,3 +402,8 @@ def _raise_if_refused(exc: DBAPIError, who: str) -> None:
     if state == INSUFFICIENT_PRIVILEGE:
         reason = str(orig).strip().splitlines()[0] if str(orig).strip() else "permission denied"
         raise TrialRuleError(f"refused by the database for {who}: {reason}; nothing was changed") from None
+    if state == CHECK_VIOLATION and str(orig).startswith("protocol rule "):
+        # the server's protocol rules (migration 0005) caught what the client's checks let through
+        # (another client version, a protocol changed under it): the server's message names the rule
+        raise TrialRuleError(f"refused by the database: {str(orig).strip().splitlines()[0]}; nothing was changed") \
+            from None

@@ -5,10 +5,18 @@ password read from ``--password-file``, sent to the server only as a SCRAM-SHA-2
 computed by libpq, so the plain password is never in a statement or a server log), makes it a
 member of exactly one group role (``startnet_site``/``startnet_coordinator``/``startnet_monitor``,
 created by migration 0003), records login -> role, site in ``trial_users`` (what the row-level
-security policies read; audited by a trigger) and grants CONNECT on this database. ``revoke``
-removes all three; the login's next connection is refused, and its open sessions see nothing more
-(the policies read ``trial_users`` at every statement). The login role itself is kept (it may be
-used elsewhere in the cluster); the administrator drops it with ``DROP ROLE`` if wanted.
+security policies read; audited by a trigger), grants CONNECT on this database and lets the role
+log in (``ALTER ROLE ... LOGIN``: a login revoked earlier is granted again the same way, its
+password kept unless ``--password-file`` gives a new one). ``revoke`` removes the three grants and
+makes the role ``NOLOGIN``: its next connection, to any database of the cluster, is refused ("role
+... is not permitted to log in"), and its open sessions see nothing more (the policies read
+``trial_users`` at every statement).
+
+The role is disabled, not dropped: ``DROP ROLE`` fails while the role holds privileges or owns
+objects in any database of the cluster, and a dropped name could be created again for someone
+else, whose actions would then be indistinguishable by name from the old login's in the audit
+trail (which names logins as text). A disabled role keeps the name reserved for the same person;
+the administrator may still ``DROP ROLE`` it by hand.
 
 One login serves one trial database: group roles are cluster-wide, so a login granted in two
 trial databases of one cluster is scoped by each database's own ``trial_users``.
@@ -99,8 +107,10 @@ def grant(store, login: str, role: str, site: Optional[str], password: Optional[
             if password is None:
                 raise InputError(f"login {login!r} does not exist yet: give its password with --password-file FILE")
             conn.exec_driver_sql(f'CREATE ROLE "{login}" LOGIN PASSWORD \'{_scram_verifier(conn, login, password)}\'')
-        elif password is not None:
-            conn.exec_driver_sql(f'ALTER ROLE "{login}" PASSWORD \'{_scram_verifier(conn, login, password)}\'')
+        else:  # may have been disabled by revoke: it logs in again
+            conn.exec_driver_sql(f'ALTER ROLE "{login}" LOGIN')
+            if password is not None:
+                conn.exec_driver_sql(f'ALTER ROLE "{login}" PASSWORD \'{_scram_verifier(conn, login, password)}\'')
         for group in GROUP.values():
             if group != GROUP[role]:
                 conn.exec_driver_sql(f'REVOKE {group} FROM "{login}"')
@@ -119,14 +129,22 @@ def revoke(store, login: str) -> Dict[str, Any]:
     login = _check_login(login)
     with store.engine.begin() as conn:
         database = conn.execute(text("SELECT current_database()")).scalar()
+        if login == store.user.name:
+            raise InputError(f"login {login!r} is the owner connected now; it cannot revoke itself")
+        role_row = conn.execute(text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = :l"),
+                                {"l": login}).first()
+        if role_row is not None and (role_row[0] or role_row[1]):
+            raise InputError(f"login {login!r} is a superuser or bypasses row-level security: it was never granted "
+                             f"by startnet and is not disabled by it")
         row = conn.execute(text("DELETE FROM trial_users WHERE login = :l RETURNING role, site"), {"l": login}).first()
-        exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :l"), {"l": login}).first() is not None
+        exists = role_row is not None
         if row is None and not exists:
             raise InputError(f"login {login!r} does not exist")
         if exists:
             for group in GROUP.values():
                 conn.exec_driver_sql(f'REVOKE {group} FROM "{login}"')
             conn.exec_driver_sql(f'REVOKE CONNECT ON DATABASE "{database}" FROM "{login}"')
+            conn.exec_driver_sql(f'ALTER ROLE "{login}" NOLOGIN')  # its next connection is refused
     return {"login": login, "role": row[0] if row else None, "site": row[1] if row else None}
 
 
