@@ -50,7 +50,10 @@ def test_effective_resolution_around_the_structures(psf_mm, blur, warned, correc
 # --- bias of the estimate across PSFs, voxel sizes and noise (the run checks the reference time point on its own
 # grid: the registered time points are linearly resampled, which blurred their sum to 13.8 mm for an 11 mm PSF) ---
 
-TOLERANCE_RATIO = 0.08  # |estimate / true - 1|; measured 1.04-1.07 on 7 mm voxels, 0.96-1.0 on 4.8 mm voxels
+# |estimate / true - 1|: measured -3..+3 % on 7 mm voxels, -6..+1 % on 4.8 mm voxels (before the fit modelled the
+# voxel's sampling and used each structure's outline: +7..+12 % and 0..+3 %; on the sum of the registered time
+# points +12..+21 % on 7 mm voxels)
+TOLERANCE_RATIO = 0.07
 CLINICAL_VOXEL_GRIDS = (GridSpec((160, 160, 120), (2.8, 2.8, 2.8)), GridSpec((96, 96, 70), (4.7952, 4.7952, 4.7952)))
 
 
@@ -58,8 +61,9 @@ def _reference_inputs(psf_mm: float, noise: bool, grids=None, seed: int = 2026):
     phantom = build_phantom(PhantomConfig(preset="small", seed=seed, psf_fwhm_mm=psf_mm, noise=noise, motion=False,
                                           timepoints_h=(24.0,), grid_override=grids))
     ref = phantom.timepoints[0].spect_bqml
+    # as the phantom's segmentation file has them: the body (what is not an organ or tumour) is a structure too
     fractions = {name: resample_mask(phantom.labels == label, ref, fractional=True)[1]
-                 for label, name in phantom.label_names.items() if name != "body"}
+                 for label, name in phantom.label_names.items()}
     body = resample_mask(phantom.ct_hu > -500, ref, fractional=True)[1]
     return sitk.GetArrayFromImage(ref), fractions, tuple(reversed(ref.GetSpacing())), body
 
@@ -84,7 +88,7 @@ def _run_check(psf_mm: float, assumed_mm: float = 11.0):
     activity = [sitk.Resample(tp.spect_bqml, ref, tp.true_transform, sitk.sitkLinear, 0.0)
                 for tp in phantom.timepoints]
     fractions = {name: resample_mask(phantom.labels == label, ref, fractional=True)[1]
-                 for label, name in phantom.label_names.items() if name != "body"}
+                 for label, name in phantom.label_names.items()}
     body = resample_mask(phantom.ct_hu > -500, ref, fractional=True)[1]
     options = SimpleNamespace(psf_fwhm=lambda: assumed_mm, psf_fwhm_mm=assumed_mm, applied_calibration=None)
     registered = SimpleNamespace(activity_bqml=activity, reference_index=phantom.reference_index, reference_grid=ref)
