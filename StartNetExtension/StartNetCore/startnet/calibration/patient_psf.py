@@ -11,7 +11,9 @@ the voxel), but a reconstructed voxel value weighs the activity around its centr
 reconstruction's interpolating basis (trilinear: a tent, the box-car convolved with itself, as the
 phantom renders it). The second box-car is modelled as a Gaussian of the same variance, s^2/12 per
 axis (``VOXEL_SAMPLING_VAR``). Without it the estimate read 7-12 % wide on 7 mm voxels and 0-3 % on
-4.8 mm voxels; with it -6..+3 % on both (9-15 mm PSFs, with and without noise). The w with the
+4.8 mm voxels; with it -2..+3 % on 7 mm and -8..+1 % on 4.8 mm voxels (9-15 mm PSFs, with and without
+noise; the low end is a 9 mm PSF on the clinical preset, where the uniform model's blind spot below
+dominates: the hotter renal cortex and the body's fat layer make edges look sharper). The w with the
 smallest residual is the blur that best explains the counts around them (bounded Brent search
 between ``BOUNDS`` x the assumed FWHM; one Gaussian filter per region and evaluation on the
 structures' bounding box). The camera calibration's PSF fit (:mod:`.psf_fit`) has no sampling term
