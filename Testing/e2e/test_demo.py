@@ -22,3 +22,7 @@ def test_demo_runs_end_to_end_and_matches_the_phantom(tmp_path):
     assert float(measured) == round(results["kidneys_mean_gy"], 3)
     assert results["trial"]["next_cycle"]["allowed"] is True
     assert "next cycle allowed" in result.stdout
+    # the phantom is blurred with the 11 mm PSF the run assumes: the patient-PSF check must agree (it read 13.8 mm
+    # and warned when it fitted the sum of the registered time points around the body's outline)
+    assert not [w for w in results["warnings"] if w.startswith("image resolution")]
+    assert abs(results["provenance"]["psf_check"]["ratio"] - 1.0) < 0.07

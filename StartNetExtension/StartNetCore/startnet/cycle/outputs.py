@@ -88,12 +88,14 @@ def write_outputs(result, options, staging: Path, progress=None, timings=None) -
         reference_tp = registered.cycle.timepoints[registered.reference_index]
         ct_files = (list(result.reference_ct_files) if getattr(result, "reference_ct_files", None) is not None
                     else series_files(result.discovery, reference_tp.ct_series_uid))
-        from startnet.dosimetry.methods import DOSE_METHODS
+        from startnet.dosimetry.methods import tissue_heterogeneity_correction
         from startnet.report.rtdose import write_rtdose
 
+        # without a CT the engines use water density everywhere (analyse_structures)
         write_rtdose(analysis.dose_gy, staging / "rtdose.dcm",
                      reference=_reference_dataset(ct_files, registered.cycle, reference_tp),
-                     tissue_heterogeneity_correction=DOSE_METHODS[options.method].tissue_heterogeneity_correction)
+                     tissue_heterogeneity_correction=tissue_heterogeneity_correction(
+                         options.method, registered.ct_hu is not None))
         names.append("rtdose.dcm")
         if ct_files:
             from startnet.report.dicom_seg import write_dicom_seg

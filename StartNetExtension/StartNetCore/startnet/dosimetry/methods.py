@@ -25,12 +25,14 @@ DEFAULT_DOSE_METHOD = VSV_DENSITY
 class DoseMethod:
     name: str
     title: str  # as the report prints it
-    # RT Dose Tissue Heterogeneity Correction (3004,0014): IMAGE when the dose map follows the CT density
+    # RT Dose Tissue Heterogeneity Correction (3004,0014) with a CT (defined terms IMAGE, ROI_OVERRIDE, WATER):
+    # IMAGE when the dose map follows the CT density (LED divides by the CT mass of each voxel, vsv-density scales
+    # by it), WATER when the whole volume is water (plain vsv); see :func:`tissue_heterogeneity_correction`
     tissue_heterogeneity_correction: str
 
 
 DOSE_METHODS: Dict[str, DoseMethod] = OrderedDict((method.name, method) for method in (
-    DoseMethod(LED, "Local energy deposition", "WATER"),
+    DoseMethod(LED, "Local energy deposition", "IMAGE"),
     DoseMethod(VSV, "Voxel S-value convolution", "WATER"),
     DoseMethod(VSV_DENSITY, "Voxel S-value convolution, density-corrected", "IMAGE"),
 ))
@@ -41,3 +43,9 @@ def dose_method(name: str) -> DoseMethod:
     if name not in DOSE_METHODS:
         raise InputError(f"dose method {name!r}: expected one of {', '.join(DOSE_METHODS)}")
     return DOSE_METHODS[name]
+
+
+def tissue_heterogeneity_correction(name: str, with_ct_density: bool) -> str:
+    """RT Dose (3004,0014) for the engine ``name``: its own term with a CT density map, WATER without a CT
+    (the engines then use 1 g/mL everywhere)."""
+    return dose_method(name).tissue_heterogeneity_correction if with_ct_density else "WATER"
