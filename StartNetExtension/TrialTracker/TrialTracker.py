@@ -36,6 +36,19 @@ class TrialTracker(ScriptedLoadableModule):
             "PostgreSQL passwords come from ~/.pgpass (or PGPASSFILE / a pg_service.conf service), never from the URL."
         )
         self.parent.acknowledgementText = "START-NET trial (NCT05387603)."
+        # a scene saved showing the trial layout keeps only its id: register it again after loading
+        slicer.app.connect("startupCompleted()", observeSceneForTrialLayout)
+
+
+def observeSceneForTrialLayout():
+    """After each scene load, show the Trial Tracker's charts again if the scene was saved in its layout."""
+
+    def restore(caller=None, event=None):
+        from startnet.mrml.trial_layout import restore_trial_layout
+
+        restore_trial_layout(slicer.app.applicationLogic())
+
+    slicer.mrmlScene.AddObserver(slicer.mrmlScene.EndImportEvent, restore)
 
 
 @parameterNodeWrapper
@@ -156,7 +169,8 @@ class TrialTrackerWidget(StartNetModuleWidget):
         self.ui.lastCycleExpectedLabel.text = numbers.get("Last cycle expected", "")
 
     def showPatient(self):
-        """Cycles table and cumulative-dose chart of the patient, shown together in the layout."""
+        """Cycles table and the patient's charts (kidney; marrow and blood counts when recorded), each chart in
+        its own plot view of the Trial Tracker layout."""
         p = self._parameterNode
         url = trialDatabaseUrl()
         if not (url and p.patientId.strip()):
@@ -169,9 +183,9 @@ class TrialTrackerWidget(StartNetModuleWidget):
         table, chart, status = shown
         p.cyclesTable = table
         self._showStatus(status)
-        from startnet.mrml.layout import show_chart_and_table
+        from startnet.mrml.trial_layout import show_trial_layout
 
-        show_chart_and_table(slicer.app.applicationLogic(), chart, table)
+        show_trial_layout(slicer.app.applicationLogic())
 
     def onUseDosimetry(self):
         ok, results = self._call("No Dosimetry result available.", self.logic.dosimetryResults)
@@ -307,6 +321,13 @@ class TrialTrackerTest(ScriptedLoadableModuleTest):
             self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 3)  # cumulative, limit, projected
             for i in range(chart.GetNumberOfPlotSeriesNodes()):
                 self.assertNotEqual(tuple(chart.GetNthPlotSeriesNode(i).GetColor()), (0.0, 0.0, 0.0))
+            from startnet.mrml.layout import TRIAL_CHARTS_LAYOUT_ID
+            from startnet.mrml.trial_layout import show_trial_layout
+
+            views = show_trial_layout(slicer.app.applicationLogic())
+            self.assertEqual([v.GetPlotChartNodeID() for v in views], [chart.GetID()])  # no marrow data: 1 view
+            layoutNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+            self.assertEqual(layoutNode.GetViewArrangement(), TRIAL_CHARTS_LAYOUT_ID)
             nodes = slicer.mrmlScene.GetNumberOfNodes()
             table, recommendation = logic.showPatient(url, "SN-900")  # shown again: replaced, not added
             self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodes)

@@ -12,6 +12,11 @@ over a headless scene in the tests (no layout node there: the selection is still
 
 from __future__ import annotations
 
+# StartNet's own layouts (vtkMRMLLayoutNode ids). Slicer's built-ins are < SlicerLayoutUserView = 100
+# (vtkMRMLLayoutNode.h, v5.8.1 and v5.10.0) and Slicer's script examples use 501: ours are 177xx.
+TRIAL_CHARTS_LAYOUT_ID = 17701
+STARTNET_LAYOUT_IDS = {"trial_charts": TRIAL_CHARTS_LAYOUT_ID}
+
 
 def show_chart_and_table(app_logic, chart, table) -> None:
     import slicer

@@ -56,6 +56,8 @@ def recommendation_text(status: Dict[str, Any]) -> str:
 PATIENT_ATTRIBUTE = "StartNet.TrialPatient"
 ROLE_ATTRIBUTE = "StartNet.TrialRole"  # "cycles" (the cycles table) or "plot" (chart, its series and tables)
 TAGGED_CLASSES = ("vtkMRMLTableNode", "vtkMRMLPlotChartNode", "vtkMRMLPlotSeriesNode")
+CHART_ATTRIBUTE = "StartNet.TrialChart"  # which chart a "plot" chart node is, one of CHART_ORDER
+CHART_ORDER = ("kidney", "marrow", "counts")
 
 # Series colours (RGB 0-1): plot series are black unless coloured (vtkMRMLPlotSeriesNode.cxx, both 5.8.1/5.10.0)
 CUMULATIVE_COLOUR = (0.12, 0.47, 0.71)
@@ -246,13 +248,15 @@ class TrialSceneLogic:
         They are replaced with the kidney plot on the next showing."""
         patient_id = status["patient"]
         charts = []
-        for title, unit, series in (("Cumulative marrow dose", "Gy", MARROW_SERIES),
-                                    ("Blood counts before each cycle", "10^9/L", COUNT_SERIES)):
+        for kind, title, y_title, series in (
+                ("marrow", "Cumulative marrow dose", "cumulative red-marrow absorbed dose (Gy)", MARROW_SERIES),
+                ("counts", "Blood counts before each cycle", "blood count (10^9/L)", COUNT_SERIES)):
             present = [s for s in series if any(r.get(s[0]) is not None for r in rows)]
             if not present:
                 continue
-            chart = _tag(add_chart(self.scene, f"{title} {patient_id}", f"{title}, {patient_id}", "cycle", unit),
+            chart = _tag(add_chart(self.scene, f"{title} {patient_id}", f"{title}, {patient_id}", "cycle", y_title),
                          patient_id, "plot")
+            chart.SetAttribute(CHART_ATTRIBUTE, kind)
             for column, name, colour in present:
                 _tag(add_series(self.scene, chart, table, "cycle", column, name, marker="circle", colour=colour),
                      patient_id, "plot")
@@ -272,7 +276,9 @@ class TrialSceneLogic:
         limit_rows = [{"cycle": c, "limit_gy": status["limit_gy"]} for c in (0, max(n_cycles + 1, 1))]
         limit_table = add(table_from_records(self.scene, limit_rows, f"Kidney limit {patient_id}"))
         chart = add(add_chart(self.scene, f"Cumulative kidney dose {patient_id}",
-                              f"Cumulative kidney absorbed dose, {patient_id}", "cycle", "Gy"))
+                              f"Cumulative kidney absorbed dose, {patient_id}", "cycle",
+                              "cumulative kidney absorbed dose (Gy)"))
+        chart.SetAttribute(CHART_ATTRIBUTE, "kidney")
         add(add_series(self.scene, chart, table, "cycle", "cumulative_kidney_gy", "cumulative kidney dose",
                        marker="circle", colour=CUMULATIVE_COLOUR))
         limit = add(add_series(self.scene, chart, limit_table, "cycle", "limit_gy",
