@@ -253,14 +253,7 @@ def write_nm_spect(phantom, tp, path: Path, study_uid: str, frame_uid: str) -> P
     ds.RotationInformationSequence = Sequence([rotation])
     ds.NumberOfRotations = 1
 
-    window = Dataset()
-    window_range = Dataset()
-    window_range.EnergyWindowLowerLimit = _ds_text(ENERGY_WINDOW_KEV[0])
-    window_range.EnergyWindowUpperLimit = _ds_text(ENERGY_WINDOW_KEV[1])
-    window.EnergyWindowRangeSequence = Sequence([window_range])
-    window.EnergyWindowName = "Lu177_208keV"
-    ds.EnergyWindowInformationSequence = Sequence([window])
-    ds.NumberOfEnergyWindows = 1
+    set_energy_window(ds, "Lu177_208keV", ENERGY_WINDOW_KEV)
 
     ds.RadiopharmaceuticalInformationSequence = Sequence([_radiopharmaceutical(phantom)])
     orientation = _code("102538003", "SCT", "recumbent")
@@ -271,6 +264,18 @@ def write_nm_spect(phantom, tp, path: Path, study_uid: str, frame_uid: str) -> P
     ds.PixelData = np.ascontiguousarray(stored).tobytes()
     _write(ds, path)
     return path
+
+
+def set_energy_window(ds: Dataset, name: str, range_kev) -> None:
+    """One energy window (name, lower and upper limit in keV) as the NM header's only window."""
+    window = Dataset()
+    window_range = Dataset()
+    window_range.EnergyWindowLowerLimit = _ds_text(range_kev[0])
+    window_range.EnergyWindowUpperLimit = _ds_text(range_kev[1])
+    window.EnergyWindowRangeSequence = Sequence([window_range])
+    window.EnergyWindowName = name
+    ds.EnergyWindowInformationSequence = Sequence([window])
+    ds.NumberOfEnergyWindows = 1
 
 
 def _radiopharmaceutical(phantom) -> Dataset:

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from startnet.errors import InputError
-from startnet.phantom.dicom_writer import NM_IMAGE_STORAGE, _base, _ds_text, _write, uid
+from startnet.phantom.dicom_writer import NM_IMAGE_STORAGE, _base, _ds_text, _write, set_energy_window, uid
 
 MATRIX = 32  # rows = columns of each projection frame
 TOTAL_WINDOW_KEV = (20.0, 250.0)  # every event a head processes
@@ -78,14 +78,7 @@ def write_nm_projections(phantom, tp, path: Path, study_uid: str, frame_uid: str
     rotation.ActualFrameDuration = config.view_duration_ms
     rotation.NumberOfFramesInRotation = views
     ds.RotationInformationSequence = Sequence([rotation])
-    window = Dataset()
-    window_range = Dataset()
-    window_range.EnergyWindowLowerLimit = _ds_text(TOTAL_WINDOW_KEV[0])
-    window_range.EnergyWindowUpperLimit = _ds_text(TOTAL_WINDOW_KEV[1])
-    window.EnergyWindowRangeSequence = Sequence([window_range])
-    window.EnergyWindowName = "total spectrum"
-    ds.EnergyWindowInformationSequence = Sequence([window])
-    ds.NumberOfEnergyWindows = 1
+    set_energy_window(ds, "total spectrum", TOTAL_WINDOW_KEV)
     ds.PixelData = np.ascontiguousarray(frames).tobytes()
     _write(ds, path)
     return path
