@@ -101,3 +101,14 @@ def test_previous_runs_option_reaches_run_options_and_must_be_a_folder(tmp_path)
     options.previous_runs_dir = str(tmp_path / "missing")
     with pytest.raises(InputError, match="--previous-runs .*missing: not a folder"):
         options.validate()
+
+
+def test_an_unreadable_recorded_results_file_is_said_so_and_the_run_looked_for_elsewhere(tmp_path):
+    results = _results()
+    record = _record(results, tmp_path / "site" / "c1" / "results.json")
+    (tmp_path / "site" / "c1").mkdir(parents=True)
+    (tmp_path / "site" / "c1" / "results.json").write_text("{truncated")
+    folder, how = locate_earlier_run(record, str(tmp_path / "new" / "c3"))
+    assert folder is None and "results.json: not readable JSON" in how
+    _write(tmp_path / "new" / "c1", results)
+    assert locate_earlier_run(record, str(tmp_path / "new" / "c3"))[0] == tmp_path / "new" / "c1"

@@ -140,7 +140,8 @@ def locate_earlier_run(record: Mapping[str, Any], out_dir: Optional[str],
         read = _read(recorded / RESULTS_FILE)
         if not identity.identifiable or (read is not None and identity.matches(*read)):
             return recorded, "recorded folder"
-        why = f"{recorded} holds another run than the one recorded ({identity.describe()})"
+        why = (f"{recorded / RESULTS_FILE}: not readable JSON" if read is None
+               else f"{recorded} holds another run than the one recorded ({identity.describe()})")
     else:
         why = f"{recorded or 'no folder recorded'}: no {RESULTS_FILE}"
     if not identity.identifiable:
