@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from startnet.cycle.run import RunOptions, run_cycle
+from startnet.cycle.trial_record import record_cycle_results
+from startnet.errors import InputError
+from startnet.lesions.update import lesions_for_run
 from startnet.phantom import PhantomConfig, build_phantom, write_phantom_dicom
 from startnet.phantom.truth import lesion_truth_across_cycles
 from startnet.trial.store import TrialStore
@@ -37,11 +42,12 @@ def patient(tmp_path_factory):
     store = TrialStore.initialise(db)
     store.enroll(PATIENT, "Sahlgrenska", 1, dt.date(2025, 5, 1))
     store.close()
-    truths, results, folders = [], [], []
+    truths, results, folders, inputs = [], [], [], []
     for number in (1, 2, 3):
         phantom = build_phantom(PhantomConfig(preset="small", seed=14, cycle_number=number))
         files = write_phantom_dicom(phantom, root / f"phantom{number}")
         truths.append(phantom.truth)
+        inputs.append((str(files.dicom_dir), str(files.segmentation_nrrd)))
         out = root / f"cycle{number}"
         result = run_cycle(RunOptions(input_dir=str(files.dicom_dir), out_dir=str(out),
                                       segmentation_path=str(files.segmentation_nrrd), trial_db=db,
@@ -53,7 +59,8 @@ def patient(tmp_path_factory):
         tracker = status(store, PATIENT)
     finally:
         store.close()
-    return {"db": db, "root": root, "truths": truths, "results": results, "folders": folders, "status": tracker}
+    return {"db": db, "root": root, "truths": truths, "results": results, "folders": folders, "status": tracker,
+            "inputs": inputs}
 
 
 def _identity(patient):
@@ -130,3 +137,52 @@ def test_accumulation_in_the_scene_shows_the_lesion_table(patient, tmp_path):
     last = {r["lesion"]: r for r in rows if int(r["cycle"]) == 3}
     assert {k: r["cumulative_mean_gy"] for k, r in last.items()} == pytest.approx(tracker, abs=1e-3)
     assert sorted(r["status"] for r in last.values()).count("not seen") == 1
+
+
+def test_moved_run_folders_are_found_by_their_results_not_their_paths(patient, tmp_path):
+    """Cycles 1-2 recorded at a site's paths, their folders moved (renamed) before cycle 3 is run elsewhere."""
+    db = str(tmp_path / "trial.db")
+    store = TrialStore.initialise(db)
+    store.enroll(PATIENT, "Sahlgrenska", 1, dt.date(2025, 5, 1))
+    store.close()
+    core = tmp_path / "core-lab"
+    for number, (folder, result) in enumerate(zip(patient["folders"][:2], patient["results"][:2]), start=1):
+        # what 'startnet run --trial-db' records, with the site's path; the folder is then moved to the core lab
+        injected = dt.datetime.fromisoformat(result["injection_datetime"]).date()
+        record_cycle_results(db, PATIENT, number, injected, result["injected_activity_mbq"] / 1000.0, result,
+                             results_path=str(tmp_path / "site" / f"cycle{number}" / "results.json"))
+        shutil.copytree(folder, core / f"archived-{number}")  # another name: found by results.json, not by name
+    dicom_dir, segmentation = patient["inputs"][2]
+    options = RunOptions(input_dir=dicom_dir, out_dir=str(core / "cycle3"), segmentation_path=segmentation,
+                         trial_db=db, patient_id=PATIENT, cycle=3, write_scene=False, write_report=False)
+    result = run_cycle(options)
+    unmoved = patient["results"][2]["lesions"]
+    assert result.results["lesions"]["segments"] == unmoved["segments"]  # the IDs of the run never moved
+    assert result.results["lesions"]["not_seen"] == unmoved["not_seen"] and result.results["lesions"]["new"] == []
+    assert [c["cycle"] for c in result.results["lesions"]["compared_with"]] == [1, 2]
+    moved = [w for w in result.results["warnings"] if "run folder moved: found in the folders beside" in w]
+    assert len(moved) == 2 and not any("not compared" in w for w in result.results["warnings"])
+    tracker = {row["id"]: row["cumulative_mean_gy"] for row in patient["status"]["lesions"]}
+    assert {row["id"]: row["cumulative_mean_gy"] for row in result.trial_status["lesions"]} == pytest.approx(tracker)
+
+    # --previous-runs DIR, searched recursively, decides before the sibling folders
+    archive = tmp_path / "archive"
+    for number in (1, 2):
+        shutil.copytree(core / f"archived-{number}", archive / "2025" / PATIENT / f"c{number}")
+    again = SimpleNamespace(**{**vars(options), "previous_runs_dir": str(archive)})
+    record, warnings = lesions_for_run(again, result)
+    assert record["segments"] == unmoved["segments"]
+    assert [c["folder"] for c in record["compared_with"]] == [str(archive / "2025" / PATIENT / f"c{n}") for n in (1, 2)]
+
+    # two copies of cycle 1 that both qualify: refused, naming both
+    shutil.copytree(core / "archived-1", archive / "copy-of-c1")
+    with pytest.raises(InputError, match=r"cycle 1 .*2 run folders in --previous-runs .*c1.*copy-of-c1"):
+        lesions_for_run(again, result)
+
+    # found nowhere: the cycles are left out with the warning, their IDs stay reserved
+    elsewhere = SimpleNamespace(**{**vars(options), "out_dir": str(tmp_path / "elsewhere" / "cycle3")})
+    record, warnings = lesions_for_run(elsewhere, result)
+    assert record["compared_with"] == [] and len(warnings) == 2
+    assert all("not compared" in w and "its lesions cannot be matched in this cycle" in w for w in warnings)
+    earlier_ids = {i for r in patient["results"][:2] for i in r["lesions"]["segments"].values()}
+    assert not set(record["segments"].values()) & earlier_ids

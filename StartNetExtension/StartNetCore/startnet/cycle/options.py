@@ -39,12 +39,13 @@ RUN_OPTION_FIELDS = {
     "marrow_blood_ratio": "marrow_blood_ratio",
     "patient_mass_kg": "patient_mass_kg",
     "lesion_map": "lesion_map_path",
+    "previous_runs": "previous_runs_dir",
     "marrow_voi": "marrow_voi",
     "marrow_mass_model": "marrow_mass_model",
     "red_marrow_g_per_ml": "red_marrow_g_per_ml",
 }
 # options whose value is a file path (relative paths in a manifest are relative to the manifest)
-PATH_OPTIONS = ("segmentation", "labels", "calibration", "blood_samples", "lesion_map")
+PATH_OPTIONS = ("segmentation", "labels", "calibration", "blood_samples", "lesion_map", "previous_runs")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +91,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lesion-map", metavar="FILE",
                         help="JSON {segment: lesion ID} overriding the matching of this cycle's tumour segments to "
                              "the patient's earlier lesions (with --trial-db)")
+    parser.add_argument("--previous-runs", metavar="DIR",
+                        help="with --trial-db: where the patient's earlier run folders are now, when no longer at the "
+                             "paths the trial database recorded (searched recursively; each identified by its "
+                             "results.json: SHA-256, or patient, cycle and SPECT series UIDs). Without it the "
+                             "folders beside --out are searched")
     parser.add_argument("--marrow-voi", choices=("segments", "ct"),
                         help="image-based red-marrow dose in lumbar vertebrae L2-L4: from the segmentation's "
                              "vertebra_L2..L4 or marrow segments, or segmented from the CT (default: when the "

@@ -71,6 +71,8 @@ class RunOptions:
     patient_mass_kg: Optional[float] = None
     # lesion identity across cycles (``startnet.lesions``): {segment: lesion ID} overrides of the matching
     lesion_map_path: Optional[str] = None
+    # where earlier cycles' run folders are looked for when no longer at their recorded paths (searched recursively)
+    previous_runs_dir: Optional[str] = None
     # image-based red-marrow dose (``startnet.cycle.marrow_voi``): "segments" | "ct" | None
     marrow_voi: Optional[str] = None
     marrow_mass_model: Optional[str] = None  # "voi" (default) | "reference"
@@ -109,6 +111,9 @@ class RunOptions:
             raise InputError("--marrow-blood-ratio needs --blood-samples BLOOD.csv")
         if self.trial_db and (not self.patient_id or self.cycle is None):
             raise InputError("--trial-db needs --patient ID and --cycle N")
+        if self.previous_runs_dir is not None and not Path(self.previous_runs_dir).is_dir():
+            raise InputError(f"--previous-runs {self.previous_runs_dir}: not a folder (expected the folder holding "
+                             "earlier cycles' run folders)")
 
 
 @dataclass
@@ -280,9 +285,11 @@ def _run_steps(options: RunOptions, staging: Path, progress: Progress) -> CycleR
     if options.trial_db:
         from startnet.cycle.trial_record import record_cycle_results
 
+        # an absolute path: a later cycle run from another working folder finds this run again
+        results_path = str(Path(options.out_dir).resolve() / "results.json")
         trial_status, trial_warnings = record_cycle_results(
             options.trial_db, options.patient_id, options.cycle, cycle.injection_datetime.date(),
-            cycle.injected_activity_mbq / 1000.0, results, results_path=str(Path(options.out_dir) / "results.json"))
+            cycle.injected_activity_mbq / 1000.0, results, results_path=results_path)
         results["trial"] = trial_status
         results["warnings"] += [f"trial record: {w}" for w in trial_warnings]
 

@@ -4,7 +4,8 @@ From ``results.json`` ``lesions`` (:func:`startnet.lesions.table.cycle_record`: 
 which are new, which earlier lesions were not seen, and per lesion its dose, volume and D50/D98) and,
 when the cycle was recorded in the trial, the patient's cumulative dose and BED per lesion from
 ``trial.lesions`` (:func:`startnet.lesions.table.trial_lesion_summary`). Absent without lesion
-tracking. Shown in the HTML report (the one-page PDF's layout is full).
+tracking. Shown in the HTML report and on the PDF's second page (:mod:`startnet.report.pdf_page2`, rows
+ordered by ID and cut, with a note, when they do not fit).
 """
 
 from __future__ import annotations

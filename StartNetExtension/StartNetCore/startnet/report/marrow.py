@@ -2,13 +2,12 @@
 
 From ``results.json`` ``marrow`` (blood-based at its top level, image-based under ``image_based``);
 absent when the run computed no marrow dose. The HTML shows it as a section; the PDF on a second
-page (the first page's layout is full).
+page (the first page's layout is full; :mod:`startnet.report.pdf_page2`).
 """
 
 from __future__ import annotations
 
 import html
-import textwrap
 from typing import Any, Callable, List, Mapping, Optional
 
 from startnet.report import fmt
@@ -76,26 +75,3 @@ def marrow_html(results: Mapping, table_html: Callable[[Table], str]) -> str:
         return ""
     items = "".join(f"<li>{html.escape(line)}</li>" for line in marrow_assumptions(results))
     return f'<h2>{TITLE}</h2>{table_html(table)}<p class="note">Assumptions:</p><ul class="note">{items}</ul>'
-
-
-def draw_marrow_page(pdf, results: Mapping, page_in=(8.27, 11.69)) -> bool:
-    """A second PDF page with the marrow table and its assumptions; False (nothing drawn) without marrow doses."""
-    from matplotlib.figure import Figure
-
-    table = marrow_table(results)
-    if table is None:
-        return False
-    fig = Figure(figsize=page_in)
-    fig.text(0.06, 0.95, TITLE, fontsize=12, fontweight="bold", color="#1f3a5f")
-    ax = fig.add_axes((0.06, 0.78, 0.88, 0.14))
-    ax.axis("off")
-    shown = ax.table(cellText=table.rows, colLabels=table.header, colWidths=[w / sum(table.widths)
-                                                                            for w in table.widths], loc="upper left")
-    shown.auto_set_font_size(False)
-    shown.set_fontsize(7)
-    lines = []
-    for line in marrow_assumptions(results) + [table.note]:
-        lines += textwrap.wrap(line, 130) or [""]
-    fig.text(0.06, 0.75, "\n".join(lines), fontsize=6.5, va="top", family="DejaVu Sans")
-    pdf.savefig(fig)
-    return True

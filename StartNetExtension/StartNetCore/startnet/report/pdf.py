@@ -1,5 +1,8 @@
 """One-page A4 portrait PDF report, composed on a single matplotlib Figure (no pyplot).
 
+A second page (:mod:`startnet.report.pdf_page2`) holds the lesions across cycles and the red-marrow
+doses when the run has them.
+
 ``page_layout`` computes where each block goes (figure fractions, origin bottom-left), so tests
 can check that the rendered page has content exactly there. Rows grow with the number of
 structures, time points and warnings; the dose-map row takes what is left.
@@ -22,8 +25,8 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from startnet import __version__
 from startnet.report import figures, fmt, tables
-from startnet.report.marrow import draw_marrow_page
 from startnet.report.model import ReportInput
+from startnet.report.pdf_page2 import draw_second_page, has_second_page
 
 PAGE_IN = (8.27, 11.69)
 NAVY = "#1f3a5f"
@@ -313,14 +316,18 @@ def _signature(fig: Figure, layout: PageLayout) -> None:
             fig.text(lx, b + 0.010, label, fontsize=5.5, color="#555555", va="top")
 
 
+def page_count(results) -> int:
+    return 2 if has_second_page(results) else 1
+
+
 def _footer(fig: Figure, inp: ReportInput, layout: PageLayout) -> None:
     x, b, w, h = layout.regions["footer"]
     r = inp.results
     software = r.get("software") or {}
     prov = fmt.flatten_provenance(r.get("provenance"), limit=8)
     first = (f"{software.get('name', 'startnet')} {software.get('version', __version__)} \u00b7 results schema "
-             f"{r.get('schema_version', fmt.MISSING)} \u00b7 page 1 of 1 \u00b7 research software: verify "
-             "before clinical use.")
+             f"{r.get('schema_version', fmt.MISSING)} \u00b7 page 1 of {page_count(r)} \u00b7 research software: "
+             "verify before clinical use.")
     fig.text(x, b + h, first, fontsize=5.3, color="#666666", va="top")
     if prov:
         fig.text(x, b + h - 0.009, textwrap.shorten("Provenance: " + "; ".join(prov), 210), fontsize=5.0,
@@ -328,7 +335,7 @@ def _footer(fig: Figure, inp: ReportInput, layout: PageLayout) -> None:
 
 
 def render_pdf(inp: ReportInput, path: str, names: List[str], log_y: bool = True) -> PageLayout:
-    """Draw the page and save it to ``path`` (one A4 page; a second for the marrow doses). Returns the layout."""
+    """Draw the page and save it to ``path`` (one A4 page; a second for lesions, marrow doses). Returns the layout."""
     layout = page_layout(inp, names)
     budget = tables.kidney_budget(inp.results)
     colours = figures.structure_colours(names)
@@ -360,7 +367,7 @@ def render_pdf(inp: ReportInput, path: str, names: List[str], log_y: bool = True
         with PdfPages(path, metadata={"Title": f"Dosimetry report {inp.results.get('patient_id', '')}",
                                       "Creator": f"startnet {__version__}"}) as pdf:
             pdf.savefig(fig)
-            draw_marrow_page(pdf, inp.results, PAGE_IN)  # a second page when the run has marrow doses
+            draw_second_page(pdf, inp.results, PAGE_IN, page_count(inp.results))  # lesions, marrow doses
     return layout
 
 
