@@ -2,7 +2,7 @@
 
 ``add_run_options(parser)`` adds every per-cycle option (not INPUT_DIR and --out, which each
 command places itself); ``run_options(values, input_dir, out_dir)`` turns the parsed values (a
-namespace or a dict keyed by the options' ``dest``) into :class:`~startnet.cycle.run.RunOptions`.
+namespace or a dict keyed by the options' ``dest``) into :class:`~startnet.cycle.run_options.RunOptions`.
 ``startnet batch`` applies the same options to every manifest row unless a row sets its own
 value; ``option_value(parser, dest, text)`` converts a manifest cell with the option's own type
 and choices, so a row is checked exactly as the command line would check it.
@@ -115,7 +115,7 @@ def option_values(args: argparse.Namespace) -> Dict[str, Any]:
 
 def run_options(values: Mapping[str, Any], input_dir: str, out_dir: str):
     """RunOptions from option values keyed by dest (missing keys take RunOptions' defaults)."""
-    from startnet.cycle.run import RunOptions
+    from startnet.cycle.run_options import RunOptions
 
     fields = {RUN_OPTION_FIELDS[dest]: value for dest, value in values.items()
               if dest in RUN_OPTION_FIELDS and value is not None}
