@@ -147,17 +147,9 @@ class MarrowDose:
         return self.self_gy + (self.cross_gy or 0.0)
 
     def to_dict(self) -> Dict[str, Any]:
-        budget = self.budget
         return {
             "method": "blood-based (EANM SOP, Hindorf 2010)",
-            "dose_gy": round(self.total_gy, 5),
-            "self_dose_gy": round(self.self_gy, 5),
-            "cross_dose_gy": None if self.cross_gy is None else round(self.cross_gy, 5),
-            "uncertainty_gy": round(budget.combined_sd, 5),
-            "uncertainty_pct": round(100.0 * budget.combined_rel_sd, 2),
-            "uncertainty_budget": [{"component": c.name, "input_rel_sd": round(c.input_rel_sd, 4),
-                                    "sensitivity": round(c.sensitivity, 4),
-                                    "contribution_gy": round(c.contribution_abs, 6)} for c in budget.components],
+            **dose_with_budget(self.self_gy, self.cross_gy, self.budget),
             "blood_tiac_mbq_h_per_ml": round(self.blood_tiac_mbq_h_per_ml, 6),
             "blood_fit_model": self.fit_model,
             "red_marrow_to_blood_ratio": self.rmblr,
@@ -233,3 +225,18 @@ def blood_marrow_dose(samples: BloodSamples, *, ratio: Union[float, str, None] =
     budget = combine("red marrow dose", total, "Gy", inputs)
     return MarrowDose(self_gy, cross_gy, tiac, rmblr, source, patient_mass_kg, marrow_mass_g,
                       remainder_tia_mbq_h, fit.model, budget, warnings)
+
+
+def dose_with_budget(self_gy: float, cross_gy: Optional[float], budget) -> Dict[str, Any]:
+    """The results.json keys a marrow dose shares between its methods: total, self and cross dose (Gy) and
+    the GUM budget of the total."""
+    return {
+        "dose_gy": round(self_gy + (cross_gy or 0.0), 5),
+        "self_dose_gy": round(self_gy, 5),
+        "cross_dose_gy": None if cross_gy is None else round(cross_gy, 5),
+        "uncertainty_gy": round(budget.combined_sd, 5),
+        "uncertainty_pct": round(100.0 * budget.combined_rel_sd, 2),
+        "uncertainty_budget": [{"component": c.name, "input_rel_sd": round(c.input_rel_sd, 4),
+                                "sensitivity": round(c.sensitivity, 4),
+                                "contribution_gy": round(c.contribution_abs, 6)} for c in budget.components],
+    }

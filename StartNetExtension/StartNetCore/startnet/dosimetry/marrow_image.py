@@ -42,6 +42,7 @@ from startnet.dosimetry.marrow import (
     PHOTON_ABSORBED_FRACTION,
     PHOTON_ABSORBED_FRACTION_REL_SD,
     RM_REFERENCE_MASS_G,
+    dose_with_budget,
 )
 from startnet.errors import InputError
 from startnet.physics.lu177 import LU177, Nuclide
@@ -133,17 +134,9 @@ class ImageMarrowDose:
         return self.self_gy + (self.cross_gy or 0.0)
 
     def to_dict(self) -> Dict[str, Any]:
-        b = self.budget
         return {
             "method": "image-based (lumbar vertebrae VOI)",
-            "dose_gy": round(self.total_gy, 5),
-            "self_dose_gy": round(self.self_gy, 5),
-            "cross_dose_gy": None if self.cross_gy is None else round(self.cross_gy, 5),
-            "uncertainty_gy": round(b.combined_sd, 5),
-            "uncertainty_pct": round(100.0 * b.combined_rel_sd, 2),
-            "uncertainty_budget": [{"component": c.name, "input_rel_sd": round(c.input_rel_sd, 4),
-                                    "sensitivity": round(c.sensitivity, 4),
-                                    "contribution_gy": round(c.contribution_abs, 6)} for c in b.components],
+            **dose_with_budget(self.self_gy, self.cross_gy, self.budget),
             "voi": {name: {k: round(v, 4) for k, v in entry.items()} for name, entry in self.voi.items()},
             "voi_source": self.voi_source,
             "red_marrow_mass_g": round(self.red_marrow_g, 2),
