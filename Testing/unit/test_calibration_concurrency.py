@@ -15,8 +15,8 @@ import os
 import pytest
 
 from startnet.calibration.calfile import merge_into, read_calibration
-from startnet.calibration.filelock import exclusive_lock, lock_path
 from startnet.errors import OutputError
+from startnet.filelock import exclusive_lock, lock_path
 
 CAMERA = {"manufacturer": "Acme", "model": "Gamma 9", "serial": "SN-42", "collimator": "MELP",
           "energy_windows": [], "reconstruction": {}}

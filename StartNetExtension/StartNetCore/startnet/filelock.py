@@ -1,4 +1,4 @@
-"""Serialised, atomic updates of one file shared by several processes (CAL.json: CLI runs, Slicer panels).
+"""Serialised, atomic updates of files shared by several processes (CAL.json: CLI runs, Slicer panels; batch outputs).
 
 :func:`exclusive_lock` holds an exclusive OS lock on a sidecar ``<name>.lock`` beside the file for
 the whole read-modify-write, so a second writer waits instead of overwriting the first one's

@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from startnet.batch.task import RowOutcome
+from startnet.filelock import write_text_atomic
 
 OUTLIER_MADS = 3.0
 MAD_TO_SD = 1.4826
@@ -159,7 +159,5 @@ def write_cohort(out_dir: str, outcomes: Sequence[RowOutcome]) -> Path:
                  else "<p>None.</p>")
     parts.append("</body></html>")
     path = Path(out_dir) / "cohort.html"
-    temporary = path.with_name(f".cohort.html.{os.getpid()}.tmp")
-    temporary.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomic(path, "\n".join(parts))
     return path

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from startnet import __version__
+from startnet.filelock import write_text_atomic
 
 FINGERPRINT_FILE = "batch_fingerprint.json"
 NOT_PARAMETERS = ("trial_db",)  # where results are recorded, not how they are computed
@@ -85,9 +86,7 @@ def stored_fingerprint(row_out: Path) -> Optional[str]:
 def write_fingerprint(row_out: Path, fingerprint: Dict[str, Any]) -> None:
     """Atomically (temporary file + rename): never a half-written fingerprint."""
     record = dict(fingerprint, created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat())
-    temporary = row_out / f".{FINGERPRINT_FILE}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(record, indent=2))
-    os.replace(temporary, row_out / FINGERPRINT_FILE)
+    write_text_atomic(row_out / FINGERPRINT_FILE, json.dumps(record, indent=2))
 
 
 def remove_fingerprint(row_out: Path) -> None:

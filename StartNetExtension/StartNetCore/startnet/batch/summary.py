@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List
 
 from startnet.batch.task import RowOutcome
+from startnet.filelock import write_text_atomic
 
 SUMMARY_COLUMNS = ("name", "patient_id", "cycle", "structure", "mean_gy", "uncertainty_gy", "tia_mbq_h",
                    "effective_half_life_h", "bed_gy", "gy_per_gbq", "status", "error")
@@ -50,7 +50,5 @@ def write_summary(out_dir: str, outcomes: Iterable[RowOutcome]) -> Path:
     writer.writeheader()
     writer.writerows(summary_lines(outcomes))
     path = Path(out_dir) / "summary.csv"
-    temporary = path.with_name(f".summary.csv.{os.getpid()}.tmp")
-    temporary.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomic(path, buffer.getvalue())
     return path

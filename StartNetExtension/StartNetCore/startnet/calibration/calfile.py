@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from startnet.calibration.camera import describe, same_camera
-from startnet.calibration.filelock import DEFAULT_TIMEOUT_S, exclusive_lock, write_text_atomic
 from startnet.errors import InputError, OutputError
+from startnet.filelock import DEFAULT_TIMEOUT_S, exclusive_lock, write_text_atomic
 
 FORMAT = "startnet camera calibration v1"
 
@@ -60,7 +60,7 @@ def merge_into(path, camera: Dict[str, Any], values: Dict[str, Any], source_key:
                source: Dict[str, Any], *, lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> Dict[str, Any]:
     """Write ``values`` of ``camera`` into the CAL.json at ``path`` (created, or filled if the same camera).
 
-    The read-modify-write holds the file's exclusive lock (:mod:`startnet.calibration.filelock`), so
+    The read-modify-write holds the file's exclusive lock (:mod:`startnet.filelock`), so
     two writers at once (two command lines, a Slicer panel and a command line) are serialised and
     neither loses the other's step; the file is replaced atomically, never seen half-written.
     """
